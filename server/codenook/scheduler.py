@@ -1,0 +1,249 @@
+"""The engine thread: the only thread that touches the model, fed by a priority queue.
+
+Async callers (LSP handlers, the CLI) ``await worker.generate(...)``. The request becomes a
+job; the engine thread runs the most urgent job first. Two rules keep an editor responsive:
+a newer job with the same ``key`` (one document's completion) supersedes the older one, which is
+dropped if it has not started and cancelled between tokens if it has; and a cancelled caller
+(``$/cancelRequest``) cancels its job the same way, so the engine is free within one token.
+The async side waits on a ``threading.Event`` through ``anyio.to_thread`` so the engine thread
+never blocks on the event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import anyio
+
+from codenook.engine import Engine, EngineError, GenerationRequest, GenerationResult
+
+
+class Priority(enum.IntEnum):
+    """Lower runs first. Completion is what the user is waiting on while typing."""
+
+    COMPLETION = 0
+    HOVER = 1
+    CODE_ACTION = 2
+    AGENT = 3
+    SPECULATIVE = 4
+
+
+EngineState = Literal["idle", "loading", "generating", "failed", "stopped"]
+
+
+class Superseded(Exception):
+    """A newer request for the same key replaced this one before it finished."""
+
+
+class Cancelled(Exception):
+    """The caller went away (client cancel, shutdown) before the job finished."""
+
+
+@dataclass
+class Status:
+    state: EngineState
+    queue_length: int
+    last_tokens_per_s: float
+    error: str | None = None
+
+
+@dataclass
+class Job:
+    request: GenerationRequest
+    priority: Priority
+    key: str | None
+    seq: int
+    submitted: float = field(default_factory=time.perf_counter)
+    result: GenerationResult | None = None
+    error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    _cancel: threading.Event = field(default_factory=threading.Event)
+    superseded: bool = False
+
+    def cancel(self, *, superseded: bool = False) -> None:
+        self.superseded = self.superseded or superseded
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def __lt__(self, other: Job) -> bool:
+        return (self.priority, self.seq) < (other.priority, other.seq)
+
+
+class EngineWorker:
+    """Owns the engine thread. ``loader`` builds the engine on that thread (model load)."""
+
+    def __init__(
+        self,
+        loader: Callable[[], Engine],
+        on_status: Callable[[Status], None] | None = None,
+    ) -> None:
+        self._loader = loader
+        self._on_status = on_status
+        self._queue: list[Job] = []
+        self._latest: dict[str, Job] = {}
+        self._cv = threading.Condition()
+        self._seq = itertools.count()
+        self._stopping = False
+        self._state: EngineState = "loading"
+        self._error: str | None = None
+        self._last_tps = 0.0
+        self._loaded = threading.Event()
+        self.engine: Engine | None = None
+        self._thread = threading.Thread(target=self._run, name="codenook-engine", daemon=True)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> EngineWorker:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        with self._cv:
+            self._stopping = True
+            for job in self._queue:
+                job.cancel()
+            if self._current is not None:
+                self._current.cancel()
+            self._cv.notify_all()
+        self._thread.join(timeout)
+
+    def wait_loaded(self, timeout: float | None = None) -> bool:
+        return self._loaded.wait(timeout)
+
+    @property
+    def error(self) -> str | None:
+        """Why the model is unavailable, or None when it loaded (or is still loading)."""
+        return self._error
+
+    def status(self) -> Status:
+        with self._cv:
+            return Status(self._state, len(self._queue), self._last_tps, self._error)
+
+    _current: Job | None = None
+
+    # -- submitting --------------------------------------------------------------------------
+
+    def submit(self, request: GenerationRequest, priority: Priority, key: str | None = None) -> Job:
+        job = Job(request, priority, key, next(self._seq))
+        with self._cv:
+            if self._stopping:
+                job.error = Cancelled("engine is shutting down")
+                job.done.set()
+                return job
+            if key is not None:
+                older = self._latest.get(key)
+                if older is not None and not older.done.is_set():
+                    older.cancel(superseded=True)
+                self._latest[key] = job
+            heapq.heappush(self._queue, job)
+            self._cv.notify_all()
+        self._publish()
+        return job
+
+    async def generate(
+        self, request: GenerationRequest, priority: Priority, key: str | None = None
+    ) -> GenerationResult:
+        """Run ``request`` on the engine; raises Superseded, Cancelled or EngineError."""
+        job = self.submit(request, priority, key)
+        try:
+            await anyio.to_thread.run_sync(job.done.wait, abandon_on_cancel=True)
+        except BaseException:
+            job.cancel()
+            raise
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        if job.superseded and job.result.stop_reason == "cancelled":
+            raise Superseded(key)
+        return job.result
+
+    # -- the engine thread -------------------------------------------------------------------
+
+    def _publish(self) -> None:
+        if self._on_status is not None:
+            # A status listener must never take the engine down.
+            with contextlib.suppress(Exception):
+                self._on_status(self.status())
+
+    def _next_job(self) -> Job | None:
+        with self._cv:
+            while True:
+                if self._stopping:
+                    return None
+                while self._queue:
+                    job = heapq.heappop(self._queue)
+                    if job.cancelled:
+                        job.result = GenerationResult("", "cancelled")
+                        job.done.set()
+                        continue
+                    self._current = job
+                    self._state = "generating"
+                    return job
+                self._cv.wait()
+
+    def _run(self) -> None:
+        try:
+            self.engine = self._loader()
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
+            with self._cv:
+                self._error = message
+                self._state = "failed"
+            self._loaded.set()
+            self._publish()
+            self._fail_forever()
+            return
+        with self._cv:
+            self._state = "idle"
+        self._loaded.set()
+        self._publish()
+        try:
+            while (job := self._next_job()) is not None:
+                self._publish()
+                self._execute(job)
+                with self._cv:
+                    self._current = None
+                    self._state = "idle" if not self._stopping else "stopped"
+                self._publish()
+        finally:
+            engine, self.engine = self.engine, None
+            if engine is not None:
+                engine.close()
+
+    def _execute(self, job: Job) -> None:
+        assert self.engine is not None
+        queued = time.perf_counter() - job.submitted
+        try:
+            job.result = self.engine.generate(job.request, lambda: job.cancelled)
+            job.result.queued_s = queued
+            if job.result.generated_tokens and job.result.decode_s > 0:
+                self._last_tps = job.result.tokens_per_s
+        except Exception as exc:
+            job.error = exc if isinstance(exc, EngineError) else EngineError(str(exc))
+        finally:
+            job.done.set()
+
+    def _fail_forever(self) -> None:
+        """Without a model every job fails at once with the load error."""
+        while True:
+            with self._cv:
+                while not self._queue and not self._stopping:
+                    self._cv.wait()
+                if self._stopping:
+                    self._state = "stopped"
+                    return
+                jobs, self._queue = self._queue, []
+            for job in jobs:
+                job.error = EngineError(self._error or "model unavailable")
+                job.done.set()
