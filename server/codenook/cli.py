@@ -65,8 +65,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return 2
         server.start_tcp(host, int(port))
     else:
-        server.start_io()
+        server.start_io(sys.stdin.buffer, _protocol_stdout())
     return 0
+
+
+def _protocol_stdout() -> Any:
+    """Give the protocol a private copy of stdout and point fd 1 at stderr.
+
+    Native code (llama.cpp, ggml) may print to fd 1; on a stdio language server that would
+    corrupt the message stream. After this, only the LSP writer owns the real stdout.
+    """
+    import os
+
+    sys.stdout.flush()
+    private = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return os.fdopen(private, "wb", buffering=0)
 
 
 _LOCATION = re.compile(r"^(?P<file>.+):(?P<line>\d+):(?P<col>\d+)$")

@@ -13,6 +13,7 @@ import codecs
 import contextlib
 import ctypes
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,6 +32,26 @@ from codenook.engine import (
 )
 
 GGUF_MAGIC = b"GGUF"
+
+# llama.cpp logs every load step. We route its log through our own callback (warnings and
+# errors to stderr; everything with CODENOOK_LLAMA_LOG=debug) and always construct Llama with
+# verbose=True: verbose=False makes llama-cpp-python dup2 fds 1 and 2 to /dev/null while
+# loading, which would swallow LSP messages written to stdout meanwhile.
+_LOG_ALL = os.environ.get("CODENOOK_LLAMA_LOG", "").lower() == "debug"
+_last_level = 0
+
+
+@llama_cpp.llama_log_callback
+def _log_to_stderr(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+    global _last_level
+    level = _last_level if level == 5 else level  # 5 continues the previous message
+    _last_level = level
+    if _LOG_ALL or level in (2, 3):
+        sys.stderr.write(text.decode("utf-8", "replace"))
+        sys.stderr.flush()
+
+
+llama_cpp.llama_log_set(_log_to_stderr, ctypes.c_void_p(0))
 
 
 def check_model_file(path: str | os.PathLike[str]) -> Path:
@@ -161,7 +182,7 @@ class LlamaEngine:
                 n_threads=threads,
                 n_threads_batch=threads,
                 n_gpu_layers=n_gpu_layers,
-                verbose=False,
+                verbose=True,
             )
         except Exception as exc:
             raise EngineError(

@@ -1,0 +1,78 @@
+"""A scripted engine for exact scheduling tests: no model, full control over timing."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from codenook.engine import (
+    EngineCounters,
+    FimTokens,
+    GenerationRequest,
+    GenerationResult,
+    ModelInfo,
+)
+
+INFO = ModelInfo(
+    path="fake.gguf",
+    architecture="fake",
+    description="scripted",
+    size_bytes=0,
+    n_params=0,
+    n_vocab=256,
+    n_ctx_train=4096,
+    n_ctx=4096,
+    is_recurrent=False,
+    is_hybrid=False,
+    fim=FimTokens(),
+    chat_template=None,
+)
+
+
+class FakeEngine:
+    """Emits ``reply`` one character per step; each step waits until ``gate`` allows it.
+
+    ``started`` records prompts in the order the engine began them, which is what priority and
+    supersession tests need to observe.
+    """
+
+    def __init__(self, reply: str = "abcdef", step_s: float = 0.0) -> None:
+        self.info = INFO
+        self.counters = EngineCounters()
+        self.reply = reply
+        self.step_s = step_s
+        self.started: list[str] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.running = threading.Event()
+        self.closed = False
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(text.encode("utf-8"))
+
+    def generate(
+        self, request: GenerationRequest, cancelled: Callable[[], bool]
+    ) -> GenerationResult:
+        self.started.append(request.prompt)
+        self.counters.requests += 1
+        self.running.set()
+        text = ""
+        try:
+            for ch in self.reply[: request.max_tokens]:
+                while not self.gate.wait(0.01):
+                    if cancelled():
+                        break
+                if cancelled():
+                    self.counters.cancelled += 1
+                    return GenerationResult(text, "cancelled", generated_tokens=len(text))
+                if self.step_s:
+                    threading.Event().wait(self.step_s)
+                text += ch
+                if request.on_text:
+                    request.on_text(ch)
+            return GenerationResult(text, "length", generated_tokens=len(text))
+        finally:
+            self.running.clear()
+
+    def close(self) -> None:
+        self.closed = True

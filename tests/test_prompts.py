@@ -1,0 +1,230 @@
+"""Prompt layouts: Qwen repository-level FIM, plain FIM, prefix-only; marker scrubbing."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import sys
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from codenook.context import CompletionContext
+from codenook.engine import FimTokens
+from codenook.prompts import completion_prompt, fim_prompt, prefix_prompt, scrub
+
+QWEN = FimTokens(
+    prefix="<|fim_prefix|>",
+    suffix="<|fim_suffix|>",
+    middle="<|fim_middle|>",
+    pad="<|fim_pad|>",
+    repo_name="<|repo_name|>",
+    file_sep="<|file_sep|>",
+)
+PLAIN_FIM = FimTokens(prefix="<PRE>", suffix="<SUF>", middle="<MID>")
+NO_FIM = FimTokens()
+
+
+def ctx(
+    header: str = "import os\n",
+    prefix: str = "def f(x):\n    return ",
+    suffix: str = "\n\nprint(f(1))",
+    path: str = "pkg/mod.py",
+) -> CompletionContext:
+    return CompletionContext(
+        path=path,
+        language="python",
+        header=header,
+        prefix=prefix,
+        suffix=suffix,
+        line_prefix=prefix.rsplit("\n", 1)[-1],
+        line_suffix=suffix.split("\n", 1)[0],
+        window_start_line=0,
+        cursor_line=prefix.count("\n"),
+    )
+
+
+def test_qwen_repo_level_layout_exactly() -> None:
+    prompt = completion_prompt(ctx(), QWEN, "myrepo", "#")
+    assert prompt.mode == "fim"
+    assert prompt.text == (
+        "<|repo_name|>myrepo\n"
+        "<|file_sep|>pkg/mod.py\n"
+        "<|fim_prefix|>import os\ndef f(x):\n    return "
+        "<|fim_suffix|>\n\nprint(f(1))"
+        "<|fim_middle|>"
+    )
+    assert set(prompt.stop) == {
+        "<|fim_prefix|>",
+        "<|fim_suffix|>",
+        "<|fim_middle|>",
+        "<|fim_pad|>",
+        "<|repo_name|>",
+        "<|file_sep|>",
+    }
+
+
+def test_layout_with_empty_header_and_suffix() -> None:
+    prompt = fim_prompt(ctx(header="", suffix=""), QWEN, "r")
+    assert prompt.text == (
+        "<|repo_name|>r\n<|file_sep|>pkg/mod.py\n"
+        "<|fim_prefix|>def f(x):\n    return <|fim_suffix|><|fim_middle|>"
+    )
+
+
+def test_stable_parts_come_first() -> None:
+    """Typing at the cursor only changes the prompt after the prefix: the cache keeps the rest."""
+    a = completion_prompt(ctx(prefix="def f(x):\n    ret"), QWEN, "r", "#").text
+    b = completion_prompt(ctx(prefix="def f(x):\n    retu"), QWEN, "r", "#").text
+    assert b.startswith(a[: a.index("<|fim_suffix|>")])
+
+
+def test_plain_fim_without_repo_markers() -> None:
+    prompt = completion_prompt(ctx(), PLAIN_FIM, "myrepo", "#")
+    assert prompt.mode == "fim"
+    assert prompt.text == "<PRE>import os\ndef f(x):\n    return <SUF>\n\nprint(f(1))<MID>"
+    assert set(prompt.stop) == {"<PRE>", "<SUF>", "<MID>"}
+
+
+def test_repo_markers_without_fim_markers_give_a_prefix_prompt() -> None:
+    only_repo = FimTokens(repo_name="<|repo_name|>", file_sep="<|file_sep|>")
+    assert not only_repo.has_fim and not only_repo.has_repo_level
+    prompt = completion_prompt(ctx(), only_repo, "r", "#")
+    assert prompt.mode == "prefix"
+
+
+def test_prefix_only_prompt_without_fim_tokens() -> None:
+    prompt = completion_prompt(ctx(), NO_FIM, "myrepo", "#")
+    assert prompt.mode == "prefix"
+    assert prompt.text == "# pkg/mod.py\nimport os\ndef f(x):\n    return "
+    assert prompt.stop == ()
+    assert "print(f(1))" not in prompt.text  # no suffix without FIM
+    js = prefix_prompt(ctx(header="", prefix="const a = ", path="src/a.js"), "//")
+    assert js.text == "// src/a.js\nconst a = "
+
+
+def test_markers_in_user_code_are_scrubbed() -> None:
+    sneaky = ctx(
+        header="# <|fim_middle|> header\n",
+        prefix='TOK = "<|fim_prefix|>"\nEND = "<|file_sep|>',
+        suffix='"\nX = "<|fim_suffix|><|fim_pad|>"',
+        path="a<|repo_name|>.py",
+    )
+    prompt = completion_prompt(sneaky, QWEN, "re<|fim_middle|>po", "#")
+    assert prompt.text == (
+        "<|repo_name|>repo\n"
+        "<|file_sep|>a.py\n"
+        '<|fim_prefix|>#  header\nTOK = ""\nEND = "'
+        '<|fim_suffix|>"\nX = ""'
+        "<|fim_middle|>"
+    )
+    for marker in QWEN.markers():
+        assert prompt.text.count(marker) == (0 if marker == QWEN.pad else 1)
+
+
+def test_scrub_leaves_other_text_alone() -> None:
+    assert scrub("a <|im_start|> b <fim_prefix>", QWEN) == "a <|im_start|> b <fim_prefix>"
+    assert scrub("x <|fim_pad|> y", QWEN) == "x  y"
+    assert scrub("anything", NO_FIM) == "anything"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: scrub removes each marker in one pass, so removing one marker can join the"
+    " text around it into another marker (user text can still inject a FIM special token)",
+)
+def test_scrub_cannot_be_fooled_by_nesting() -> None:
+    text = scrub("<|fim_<|fim_middle|>prefix|>", QWEN)
+    assert not any(marker in text for marker in QWEN.markers())
+
+
+# --- with a real vocabulary --------------------------------------------------------------------
+
+_GENERATOR = pathlib.Path(__file__).parent / "fixtures" / "tiny_qwen3next.py"
+
+
+def _load_generator() -> ModuleType:
+    name = "_codenook_tiny_qwen3next_fixture"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, _GENERATOR)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    gen = _load_generator()
+    path: pathlib.Path = gen.write_tiny_qwen3next(tmp_path_factory.mktemp("vocab") / "tiny.gguf")
+    return path
+
+
+@pytest.fixture(scope="module")
+def vocab_llm(tiny_gguf: pathlib.Path) -> Iterator[Any]:
+    llama_cpp = pytest.importorskip("llama_cpp")
+    llm = llama_cpp.Llama(model_path=str(tiny_gguf), vocab_only=True, verbose=False)
+    yield llm
+    llm.close()
+
+
+def _special_ids(llm: Any, fim: FimTokens) -> dict[str, int]:
+    ids = {}
+    for marker in fim.markers():
+        tokens = llm.tokenize(marker.encode(), add_bos=False, special=True)
+        assert len(tokens) == 1, marker
+        ids[marker] = tokens[0]
+    return ids
+
+
+def test_real_vocabulary_markers_and_prompt_tokens(tiny_gguf: pathlib.Path, vocab_llm: Any) -> None:
+    from codenook.engine.llama import inspect_model
+
+    info = inspect_model(tiny_gguf)
+    assert info.fim == QWEN
+    assert info.fim.has_fim and info.fim.has_repo_level
+    assert len(info.fim.markers()) == 6
+
+    prompt = completion_prompt(ctx(), info.fim, "myrepo", "#")
+    ids = vocab_llm.tokenize(prompt.text.encode(), add_bos=False, special=True)
+    special = _special_ids(vocab_llm, info.fim)
+    rep, sep = special["<|repo_name|>"], special["<|file_sep|>"]
+    pre, suf, mid = (special[m] for m in ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"))
+    assert ids[0] == rep
+    assert ids[-1] == mid
+    for token in (rep, sep, pre, suf, mid):
+        assert ids.count(token) == 1
+    assert ids.index(rep) < ids.index(sep) < ids.index(pre) < ids.index(suf) < ids.index(mid)
+    assert special["<|fim_pad|>"] not in ids
+    # Every other token is ordinary text that decodes back to the user's code.
+    between = ids[ids.index(pre) + 1 : ids.index(suf)]
+    assert vocab_llm.detokenize(between).decode() == "import os\ndef f(x):\n    return "
+    assert vocab_llm.detokenize(ids, special=True).decode() == prompt.text
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: only FIM markers are scrubbed, but the engine tokenizes the whole prompt with"
+    " special=True, so '<|endoftext|>' or '<|im_start|>' in user code (common in LLM code)"
+    " becomes a control token (EOS) inside the prompt",
+)
+def test_other_special_tokens_in_user_code_stay_text(
+    tiny_gguf: pathlib.Path, vocab_llm: Any
+) -> None:
+    from codenook.engine.llama import inspect_model
+
+    fim = inspect_model(tiny_gguf).fim
+    code = ctx(prefix='EOS = "<|endoftext|>"\nSTART = "<|im_start|>"\nx = ')
+    prompt = completion_prompt(code, fim, "r", "#")
+    ids = vocab_llm.tokenize(prompt.text.encode(), add_bos=False, special=True)
+    special = _special_ids(vocab_llm, fim)
+    control = {
+        vocab_llm.tokenize(t.encode(), add_bos=False, special=True)[0]
+        for t in _load_generator().CONTROL_TOKENS
+    }
+    layout = [special[m] for m in (fim.repo_name, fim.file_sep, fim.prefix, fim.suffix, fim.middle)]
+    assert [t for t in ids if t in control] == layout

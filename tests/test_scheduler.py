@@ -1,0 +1,141 @@
+"""The engine thread's scheduling rules, exactly, with a scripted engine."""
+
+from __future__ import annotations
+
+import threading
+
+import anyio
+import pytest
+
+from codenook.engine import EngineError, GenerationRequest
+from codenook.scheduler import EngineWorker, Priority, Superseded
+from fake_engine import FakeEngine
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def engine() -> FakeEngine:
+    return FakeEngine()
+
+
+@pytest.fixture
+def worker(engine: FakeEngine):
+    w = EngineWorker(lambda: engine).start()
+    assert w.wait_loaded(5)
+    yield w
+    w.stop()
+
+
+def _hold(engine: FakeEngine, worker: EngineWorker) -> None:
+    """Occupy the engine with a long job so that later submissions queue up."""
+    engine.gate.clear()
+    worker.submit(GenerationRequest("blocker"), Priority.AGENT, key="agent")
+    assert engine.running.wait(5)
+
+
+async def test_completion_runs_before_older_lower_priority_jobs(
+    engine: FakeEngine, worker: EngineWorker
+) -> None:
+    _hold(engine, worker)
+    agent = worker.submit(GenerationRequest("agent-step"), Priority.AGENT)
+    hover = worker.submit(GenerationRequest("hover"), Priority.HOVER)
+    completion = worker.submit(GenerationRequest("completion"), Priority.COMPLETION)
+    engine.gate.set()
+    for job in (agent, hover, completion):
+        assert job.done.wait(5)
+    assert engine.started == ["blocker", "completion", "hover", "agent-step"]
+
+
+async def test_superseded_completion_is_dropped_before_it_starts(
+    engine: FakeEngine, worker: EngineWorker
+) -> None:
+    _hold(engine, worker)
+    results: dict[str, object] = {}
+
+    async def ask(name: str) -> None:
+        try:
+            results[name] = await worker.generate(
+                GenerationRequest(name), Priority.COMPLETION, key="file:///a.py"
+            )
+        except Superseded as exc:
+            results[name] = exc
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ask, "old")
+        await anyio.sleep(0.05)
+        tg.start_soon(ask, "new")
+        await anyio.sleep(0.05)
+        engine.gate.set()
+    assert isinstance(results["old"], Superseded)
+    assert getattr(results["new"], "text", None) == "abcdef"
+    assert "old" not in engine.started
+
+
+async def test_running_completion_is_cancelled_by_a_newer_one(
+    engine: FakeEngine, worker: EngineWorker
+) -> None:
+    engine.gate.clear()
+    results: dict[str, object] = {}
+
+    async def ask(name: str) -> None:
+        try:
+            results[name] = await worker.generate(
+                GenerationRequest(name), Priority.COMPLETION, key="doc"
+            )
+        except Superseded as exc:
+            results[name] = exc
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ask, "first")
+        await anyio.to_thread.run_sync(engine.running.wait, 5)
+        tg.start_soon(ask, "second")
+        await anyio.sleep(0.1)
+        engine.gate.set()
+    assert isinstance(results["first"], Superseded)
+    assert engine.started == ["first", "second"]
+
+
+async def test_cancelled_caller_frees_the_engine(engine: FakeEngine, worker: EngineWorker):
+    engine.gate.clear()
+    with anyio.move_on_after(0.2):
+        await worker.generate(GenerationRequest("slow"), Priority.COMPLETION, key="doc")
+    # The job was cancelled between steps; the engine takes the next request at once.
+    engine.gate.set()
+    result = await worker.generate(GenerationRequest("next"), Priority.COMPLETION, key="doc")
+    assert result.text == "abcdef"
+    assert engine.counters.cancelled == 1
+
+
+async def test_failed_load_answers_every_request_with_the_reason() -> None:
+    def broken():
+        raise EngineError("model file not found: /nope.gguf")
+
+    seen = []
+    worker = EngineWorker(broken, on_status=seen.append).start()
+    try:
+        assert worker.wait_loaded(5)
+        assert worker.status().state == "failed"
+        with pytest.raises(EngineError, match="not found"):
+            await worker.generate(GenerationRequest("x"), Priority.COMPLETION)
+        assert any(s.state == "failed" and "not found" in (s.error or "") for s in seen)
+    finally:
+        worker.stop()
+
+
+async def test_status_reports_queue_and_state(engine: FakeEngine, worker: EngineWorker):
+    _hold(engine, worker)
+    worker.submit(GenerationRequest("a"), Priority.HOVER)
+    worker.submit(GenerationRequest("b"), Priority.CODE_ACTION)
+    status = worker.status()
+    assert status.state == "generating" and status.queue_length == 2
+    engine.gate.set()
+    done = threading.Event()
+    worker.submit(GenerationRequest("c"), Priority.AGENT).done.wait(5)
+    done.set()
+    assert worker.status().queue_length == 0
