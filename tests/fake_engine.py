@@ -47,13 +47,14 @@ class FakeEngine:
         self.running = threading.Event()
         self.closed = False
 
-    def tokenize(self, text: str) -> list[int]:
+    def tokenize(self, text: str, special: bool = False) -> list[int]:
         return list(text.encode("utf-8"))
 
     def generate(
         self, request: GenerationRequest, cancelled: Callable[[], bool]
     ) -> GenerationResult:
-        self.started.append(request.prompt)
+        prompt = request.prompt
+        self.started.append(prompt if isinstance(prompt, str) else "".join(p for p, _ in prompt))
         self.counters.requests += 1
         self.running.set()
         text = ""

@@ -108,11 +108,6 @@ def test_stops_at_max_lines() -> None:
     assert postprocess("\n    a = 1\n    b = 2", one) == "\n    a = 1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _cut_lines checks max_lines only after appending a second line, so with"
-    " max_lines=1 (completion.maxLines: 1) a suggestion whose first line has text gets two lines",
-)
 def test_max_lines_one_gives_one_line() -> None:
     assert postprocess("a = 1\n    b = 2", shape("    ", max_lines=1)) == "a = 1"
     assert postprocess("x = 1\ny = 2\nz = 3", shape("", max_lines=1)) == "x = 1"
@@ -151,22 +146,11 @@ def test_trailing_lines_that_the_document_already_has_are_dropped() -> None:
     assert postprocess("\n    y = x * 2\n    return y\n", s2) == "\n    y = x * 2"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: postprocess compares text.strip() with following_text, but on an indented"
-    " cursor line the following lines keep their indentation, so a multi-line suggestion that"
-    " repeats the next lines exactly is shown",
-)
 def test_suggestion_identical_to_the_following_indented_lines_is_nothing() -> None:
     s = shape("    ", following="    a = 1\n    b = 2\n", previous_line="def f():")
     assert postprocess("a = 1\n    b = 2", s) == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: only multi-line suggestions are checked against the lines below; a"
-    " single-line suggestion that repeats the next line is shown",
-)
 def test_single_line_suggestion_identical_to_the_next_line_is_nothing() -> None:
     s = shape("    ", following="    return total\n", previous_line="    total = 0")
     assert postprocess("return total", s) == ""
@@ -289,12 +273,6 @@ def test_is_done_is_sound_more_tokens_never_change_the_result() -> None:
     assert fired > 300  # the property was really exercised
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: is_done compares _cut_lines(complete) with complete.rstrip(); a complete line"
-    " ending in whitespace (trailing spaces, or the '\\r' of CRLF output in a CRLF file) makes"
-    " them differ, so generation stops after that line and the multi-line suggestion is cut",
-)
 @pytest.mark.parametrize("eol", ["\r\n", "  \n"], ids=["crlf", "trailing-space"])
 def test_is_done_is_sound_with_whitespace_at_line_ends(eol: str) -> None:
     s = shape("def f():")
@@ -304,11 +282,6 @@ def test_is_done_is_sound_with_whitespace_at_line_ends(eol: str) -> None:
     assert not is_done(head, s)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="is_done misses an early stop: after two blank lines the result is fixed (the cut"
-    " is certain) but generation continues until the next non-blank line completes",
-)
 def test_is_done_after_two_blank_lines() -> None:
     s = shape("def f():")
     text = "\n    a = 1\n\n\n"
@@ -316,11 +289,6 @@ def test_is_done_after_two_blank_lines() -> None:
     assert is_done(text, s)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="is_done misses an early stop: on a blank indented line, a first generated line"
-    " that dedents already makes the suggestion '' but generation continues",
-)
 def test_is_done_when_the_first_line_dedents_on_a_blank_line() -> None:
     s = shape("    ")
     assert postprocess("\ndef g():\n    pass\n", s) == ""

@@ -1,4 +1,4 @@
-"""Prompt layouts: Qwen repository-level FIM, plain FIM, prefix-only; marker scrubbing."""
+"""Prompt layouts: Qwen repository-level FIM, plain FIM, prefix-only; markers vs user text."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from codenook.context import CompletionContext
-from codenook.engine import FimTokens
-from codenook.prompts import completion_prompt, fim_prompt, prefix_prompt, scrub
+from codenook.engine import FimTokens, tokenize_parts
+from codenook.prompts import completion_prompt, fim_prompt, prefix_prompt
 
 QWEN = FimTokens(
     prefix="<|fim_prefix|>",
@@ -105,7 +105,7 @@ def test_prefix_only_prompt_without_fim_tokens() -> None:
     assert js.text == "// src/a.js\nconst a = "
 
 
-def test_markers_in_user_code_are_scrubbed() -> None:
+def test_markers_in_user_code_stay_text() -> None:
     sneaky = ctx(
         header="# <|fim_middle|> header\n",
         prefix='TOK = "<|fim_prefix|>"\nEND = "<|file_sep|>',
@@ -113,31 +113,17 @@ def test_markers_in_user_code_are_scrubbed() -> None:
         path="a<|repo_name|>.py",
     )
     prompt = completion_prompt(sneaky, QWEN, "re<|fim_middle|>po", "#")
-    assert prompt.text == (
-        "<|repo_name|>repo\n"
-        "<|file_sep|>a.py\n"
-        '<|fim_prefix|>#  header\nTOK = ""\nEND = "'
-        '<|fim_suffix|>"\nX = ""'
-        "<|fim_middle|>"
-    )
-    for marker in QWEN.markers():
-        assert prompt.text.count(marker) == (0 if marker == QWEN.pad else 1)
-
-
-def test_scrub_leaves_other_text_alone() -> None:
-    assert scrub("a <|im_start|> b <fim_prefix>", QWEN) == "a <|im_start|> b <fim_prefix>"
-    assert scrub("x <|fim_pad|> y", QWEN) == "x  y"
-    assert scrub("anything", NO_FIM) == "anything"
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: scrub removes each marker in one pass, so removing one marker can join the"
-    " text around it into another marker (user text can still inject a FIM special token)",
-)
-def test_scrub_cannot_be_fooled_by_nesting() -> None:
-    text = scrub("<|fim_<|fim_middle|>prefix|>", QWEN)
-    assert not any(marker in text for marker in QWEN.markers())
+    # The user's text is kept verbatim, but only the layout's own markers are markers.
+    markers = [text for text, special in prompt.parts if special]
+    assert markers == [
+        "<|repo_name|>",
+        "<|file_sep|>",
+        "<|fim_prefix|>",
+        "<|fim_suffix|>",
+        "<|fim_middle|>",
+    ]
+    texts = "".join(text for text, special in prompt.parts if not special)
+    assert '<|fim_prefix|>"' in texts and "<|fim_pad|>" in texts and "re<|fim_middle|>po" in texts
 
 
 # --- with a real vocabulary --------------------------------------------------------------------
@@ -172,6 +158,14 @@ def vocab_llm(tiny_gguf: pathlib.Path) -> Iterator[Any]:
     llm.close()
 
 
+def _tokens(llm: Any, prompt: Any) -> list[int]:
+    """Tokenize a prompt the way the engine does: markers special, user text plain."""
+    return tokenize_parts(
+        lambda text, special: llm.tokenize(text.encode(), add_bos=False, special=special),
+        prompt.parts,
+    )
+
+
 def _special_ids(llm: Any, fim: FimTokens) -> dict[str, int]:
     ids = {}
     for marker in fim.markers():
@@ -190,7 +184,7 @@ def test_real_vocabulary_markers_and_prompt_tokens(tiny_gguf: pathlib.Path, voca
     assert len(info.fim.markers()) == 6
 
     prompt = completion_prompt(ctx(), info.fim, "myrepo", "#")
-    ids = vocab_llm.tokenize(prompt.text.encode(), add_bos=False, special=True)
+    ids = _tokens(vocab_llm, prompt)
     special = _special_ids(vocab_llm, info.fim)
     rep, sep = special["<|repo_name|>"], special["<|file_sep|>"]
     pre, suf, mid = (special[m] for m in ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"))
@@ -206,12 +200,6 @@ def test_real_vocabulary_markers_and_prompt_tokens(tiny_gguf: pathlib.Path, voca
     assert vocab_llm.detokenize(ids, special=True).decode() == prompt.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: only FIM markers are scrubbed, but the engine tokenizes the whole prompt with"
-    " special=True, so '<|endoftext|>' or '<|im_start|>' in user code (common in LLM code)"
-    " becomes a control token (EOS) inside the prompt",
-)
 def test_other_special_tokens_in_user_code_stay_text(
     tiny_gguf: pathlib.Path, vocab_llm: Any
 ) -> None:
@@ -220,7 +208,7 @@ def test_other_special_tokens_in_user_code_stay_text(
     fim = inspect_model(tiny_gguf).fim
     code = ctx(prefix='EOS = "<|endoftext|>"\nSTART = "<|im_start|>"\nx = ')
     prompt = completion_prompt(code, fim, "r", "#")
-    ids = vocab_llm.tokenize(prompt.text.encode(), add_bos=False, special=True)
+    ids = _tokens(vocab_llm, prompt)
     special = _special_ids(vocab_llm, fim)
     control = {
         vocab_llm.tokenize(t.encode(), add_bos=False, special=True)[0]

@@ -98,8 +98,11 @@ class CompletionService:
         repo = PurePosixPath(roots[0].rstrip("/")).name if roots else "workspace"
         comment = languages.comment_prefix(snapshot.uri)
         prompt = completion_prompt(ctx, engine.info.fim, repo, comment)
-        following = ctx.suffix.split("\n", 1)[1] if "\n" in ctx.suffix else ""
         lines = snapshot.lines
+        # Post-processing compares against the document itself, whatever the prompt's
+        # suffix budget (prefix-only models get no suffix at all).
+        next_lines = range(ctx.cursor_line + 1, min(lines.line_count, ctx.cursor_line + 40))
+        following = "\n".join(lines.line_text(n) for n in next_lines)
         previous = lines.line_text(ctx.cursor_line - 1) if ctx.cursor_line > 0 else ""
         shape = Shape(
             ctx.line_prefix,
@@ -117,7 +120,7 @@ class CompletionService:
         context_done = time.perf_counter()
         settings = self._settings()
         request = GenerationRequest(
-            prompt.text,
+            prompt.parts,
             max_tokens=settings["completion.maxTokens"],
             stop=prompt.stop,
             time_budget_s=settings["completion.timeBudgetMs"] / 1000,

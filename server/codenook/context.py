@@ -66,7 +66,9 @@ def window_start(
     if line == 0:
         return 0
     snapped = -(-line // WINDOW_STRIDE) * WINDOW_STRIDE
-    return min(snapped, cursor_line)
+    # A budget smaller than one stride would snap past the cursor and leave no code above
+    # it; then the budget's own line wins over stability.
+    return snapped if snapped < cursor_line else line
 
 
 def _captures(snapshot: Snapshot, query_name: str) -> dict[str, list[Node]]:
@@ -96,6 +98,8 @@ def enclosing_headers(snapshot: Snapshot, cursor_byte: int) -> list[tuple[int, i
     query = snapshot.language.queries.get("scopes")
     if query is None:
         return []
+    lines = snapshot.lines
+    cursor = _byte_position(snapshot, cursor_byte)
     spans: list[tuple[int, int]] = []
     for _, match in QueryCursor(query).matches(snapshot.tree.root_node):
         scope = match.get("scope", [])
@@ -103,14 +107,43 @@ def enclosing_headers(snapshot: Snapshot, cursor_byte: int) -> list[tuple[int, i
         if not scope or not body:
             continue
         node, body_node = scope[0], body[0]
-        if not (body_node.start_byte <= cursor_byte <= node.end_byte):
+        if body_node.start_byte > cursor_byte:
+            continue
+        if cursor_byte > node.end_byte and not _trails_body(snapshot, node, cursor):
             continue
         first = node.start_point.row
-        last = max(first, body_node.start_point.row - 1)
-        if body_node.start_point.row == first:
-            last = first
-        spans.append((first, min(last, first + MAX_HEADER_LINES - 1)))
+        body_row = body_node.start_point.row
+        # A body that opens mid-line (`) -> T {`) shares its line with the signature's end;
+        # one that starts at its own indentation (a Python block) does not.
+        before_body = lines.line_text(body_row).encode("utf-8")[: body_node.start_point.column]
+        last = body_row if before_body.strip() else body_row - 1
+        spans.append((first, max(first, min(last, first + MAX_HEADER_LINES - 1))))
     return sorted(set(spans))
+
+
+def _byte_position(snapshot: Snapshot, cursor_byte: int) -> tuple[int, int]:
+    """(row, byte column) of a byte offset, the way tree-sitter reports node points."""
+    prefix = snapshot.text.encode("utf-8")[:cursor_byte]
+    row = prefix.count(b"\n")
+    return row, len(prefix) - (prefix.rfind(b"\n") + 1)
+
+
+def _trails_body(snapshot: Snapshot, node: Node, cursor: tuple[int, int]) -> bool:
+    """Is a cursor past a scope's last byte still in its body?
+
+    Indentation-scoped languages end a function at its last statement, yet the blank indented
+    lines after it are where new code for that function gets typed. The cursor belongs to the
+    scope when only blank lines separate them and the cursor is indented deeper than the
+    scope's header.
+    """
+    row, column = cursor
+    if row <= node.end_point.row:
+        return False
+    lines = snapshot.lines
+    if any(lines.line_text(r).strip() for r in range(node.end_point.row + 1, row)):
+        return False
+    typed = lines.line_text(row).encode("utf-8")[:column]
+    return not typed.strip() and column > node.start_point.column
 
 
 def _render_header(
@@ -142,8 +175,11 @@ def suffix_text(
     """The rest of the cursor line plus whole following lines within ``budget`` tokens."""
     lines = snapshot.lines
     line_end = lines.line_start(cursor_line) + len(lines.line_text(cursor_line))
-    parts = [snapshot.text[offset:line_end]]
-    used = count(parts[0]) if parts[0] else 0
+    rest = snapshot.text[offset:line_end]
+    used = count(rest) if rest else 0
+    if used > budget:
+        return _fit(rest, budget, count, keep_end=False)
+    parts = [rest]
     for line in range(cursor_line + 1, lines.line_count):
         text = "\n" + lines.line_text(line)
         cost = count(text)
@@ -152,6 +188,19 @@ def suffix_text(
         used += cost
         parts.append(text)
     return "".join(parts)
+
+
+def _fit(text: str, budget: int, count: TokenCounter, *, keep_end: bool) -> str:
+    """The longest end (or start) of ``text`` within ``budget`` tokens, found by bisection."""
+    low, high = 0, len(text)
+    while low < high:
+        mid = (low + high + 1) // 2
+        piece = text[len(text) - mid :] if keep_end else text[:mid]
+        if count(piece) <= budget:
+            low = mid
+        else:
+            high = mid - 1
+    return text[len(text) - low :] if keep_end else text[:low]
 
 
 def build_completion_context(
@@ -165,8 +214,13 @@ def build_completion_context(
     line_text = lines.line_text(cursor_line)
     line_prefix = line_text[: point.column]
     line_suffix = line_text[point.column :]
-    start = window_start(snapshot, cursor_line, line_prefix, budget.prefix_tokens, count)
-    prefix = snapshot.text[lines.line_start(start) : offset]
+    if count(line_prefix) > budget.prefix_tokens:
+        # A single huge line (minified code): keep its end, within budget.
+        start = cursor_line
+        prefix = _fit(line_prefix, budget.prefix_tokens, count, keep_end=True)
+    else:
+        start = window_start(snapshot, cursor_line, line_prefix, budget.prefix_tokens, count)
+        prefix = snapshot.text[lines.line_start(start) : offset]
     header = ""
     if start > 0 and budget.header_tokens > 0:
         cursor_byte = len(snapshot.text[:line_start].encode("utf-8")) + len(

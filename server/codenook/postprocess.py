@@ -1,9 +1,10 @@
 """Turning raw model output into a suggestion worth showing: pure functions.
 
 Rules, in order: one line when code sits right of the cursor; otherwise stop where the
-enclosing block ends (a line indented less than the cursor's block) or at a run of blank lines,
-and at ``max_lines``; drop text the document already has right after the cursor; show nothing
-that is only whitespace or repeats the line above or the lines below.
+enclosing block ends (a line indented less than the cursor's block, or code at the cursor's
+level after a blank line) or at a run of blank lines, and at ``max_lines``; drop text the
+document already has right after the cursor; show nothing that is only whitespace or repeats
+the line above or the lines below.
 """
 
 from __future__ import annotations
@@ -28,11 +29,37 @@ class Shape:
     @property
     def base_indent(self) -> int:
         """Indentation a continuation line must keep to stay in the cursor's block."""
-        return len(self.line_prefix) - len(self.line_prefix.lstrip(" \t"))
+        return _indent(self.line_prefix)
+
+    @property
+    def on_blank_line(self) -> bool:
+        return not self.line_prefix.strip()
 
 
 def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" \t"))
+
+
+def _normalise(text: str) -> str:
+    """Unix line ends, no trailing whitespace on any line, no trailing blank lines."""
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+    return "\n".join(lines).rstrip("\n")
+
+
+def _enter_line(text: str, shape: Shape) -> str | None:
+    """Where the suggestion starts when the model first ended the (blank) cursor line.
+
+    Its first real line says where the code goes: at or below the cursor's level it becomes
+    the cursor line's content (minus the indentation already typed); shallower means the block
+    is over and there is nothing to add here (None).
+    """
+    if not (shape.on_blank_line and not shape.single_line and text.startswith("\n")):
+        return text
+    rest = text.lstrip("\n")
+    first = rest.split("\n", 1)[0]
+    if first.strip() and _indent(first) < shape.base_indent:
+        return None
+    return rest[min(shape.base_indent, _indent(first)) :]
 
 
 def _cut_lines(text: str, shape: Shape) -> str:
@@ -41,6 +68,7 @@ def _cut_lines(text: str, shape: Shape) -> str:
         return text.split("\n", 1)[0]
     lines = text.split("\n")
     kept = [lines[0]]
+    counted = 1 if lines[0].strip() else 0
     base = shape.base_indent
     blank_run = 0
     for line in lines[1:]:
@@ -50,46 +78,25 @@ def _cut_lines(text: str, shape: Shape) -> str:
                 break
             kept.append(line)
             continue
-        dedent = _indent(line) < base
         # After a blank line, code at the cursor's own level starts a new block (the next
         # function, the next statement group): the suggestion has said its piece.
-        new_block = blank_run > 0 and _indent(line) <= base
-        if dedent or new_block:
+        if _indent(line) < base or (blank_run > 0 and _indent(line) <= base):
+            break
+        if counted >= shape.max_lines:
             break
         blank_run = 0
         kept.append(line)
-        if sum(1 for k in kept if k.strip()) >= shape.max_lines:
-            break
-    while kept and not kept[-1].strip():
-        kept.pop()
+        counted += 1
     return "\n".join(kept)
-
-
-def is_done(text: str, shape: Shape) -> bool:
-    """True once more tokens cannot change the post-processed result (ends generation early)."""
-    if "\n" not in text:
-        return False
-    if shape.single_line:
-        return True
-    complete = (
-        text[: text.rfind("\n")].lstrip("\n")
-        if not shape.line_prefix.strip()
-        else (text[: text.rfind("\n")])
-    )
-    cut = _cut_lines(complete, shape)
-    return cut != complete.rstrip() or sum(1 for ln in cut.split("\n") if ln.strip()) >= (
-        shape.max_lines
-    )
 
 
 def _strip_overlap(text: str, shape: Shape) -> str:
     """Drop the tail of ``text`` that the document already has after the cursor."""
-    suffix = shape.line_suffix
     if shape.single_line:
-        stripped_suffix = suffix.rstrip()
+        suffix = shape.line_suffix.rstrip()
         # The model often re-types the closing characters that are already there.
-        for size in range(min(len(text), len(stripped_suffix)), 0, -1):
-            head = stripped_suffix[:size]
+        for size in range(min(len(text), len(suffix)), 0, -1):
+            head = suffix[:size]
             if text.endswith(head) and head.strip() and text[: len(text) - size].strip():
                 return text[: len(text) - size]
         return text
@@ -97,35 +104,58 @@ def _strip_overlap(text: str, shape: Shape) -> str:
     lines = text.split("\n")
     # Remove trailing generated lines that equal the next lines of the document.
     for size in range(min(len(lines) - 1, len(following)), 0, -1):
-        tail = [ln.rstrip() for ln in lines[-size:]]
-        upcoming = [ln.rstrip() for ln in following[:size]]
-        if tail == upcoming and any(t.strip() for t in tail):
+        tail = [ln.strip() for ln in lines[-size:]]
+        upcoming = [ln.strip() for ln in following[:size]]
+        if tail == upcoming and any(tail):
             return "\n".join(lines[:-size])
     return text
 
 
+def _repeats_neighbours(text: str, shape: Shape) -> bool:
+    """True when accepting would only duplicate the line above or the lines below."""
+    result = (shape.line_prefix + text + shape.line_suffix).split("\n")
+    result = [line.strip() for line in result if line.strip()]
+    if not result:
+        return True
+    if len(result) == 1 and result[0] == shape.previous_line.strip():
+        return True
+    below = [line.strip() for line in shape.following.split("\n") if line.strip()]
+    return below[: len(result)] == result
+
+
 def postprocess(raw: str, shape: Shape) -> str:
     """The suggestion to insert at the cursor, or '' when there is nothing worth showing."""
-    text = raw.replace("\r\n", "\n")
-    if not shape.line_prefix.strip() and not shape.single_line and text.startswith("\n"):
-        # On a blank line the model may first end that line and continue on the next. Its
-        # first real line then says where the code goes: deeper or at the cursor's level is
-        # the cursor line's content (minus the indentation already typed); shallower means
-        # the block is over and there is nothing to add here.
-        rest = text.lstrip("\n")
-        first = rest.split("\n", 1)[0]
-        if _indent(first) < shape.base_indent:
-            return ""
-        text = rest[shape.base_indent :]
-    text = _cut_lines(text, shape)
-    text = _strip_overlap(text, shape)
-    text = text.rstrip()
-    if not text.strip():
+    text = _enter_line(raw.replace("\r\n", "\n"), shape)
+    if text is None:
         return ""
-    first_line = (shape.line_prefix + text).split("\n", 1)[0].strip()
-    if first_line and first_line == shape.previous_line.strip() and "\n" not in text:
-        return ""
-    following_text = shape.following.lstrip("\n")
-    if "\n" in text and following_text.startswith(text.strip()):
+    text = _normalise(_cut_lines(text, shape))
+    text = _strip_overlap(text, shape).rstrip()
+    if not text.strip() or _repeats_neighbours(text, shape):
         return ""
     return text
+
+
+def is_done(text: str, shape: Shape) -> bool:
+    """True once more tokens cannot change the post-processed result (ends generation early)."""
+    text = text.replace("\r\n", "\n")
+    if "\n" not in text:
+        return False
+    if shape.single_line:
+        return True
+    entered = _enter_line(text, shape)
+    if entered is None:
+        return True
+    if "\n" not in entered:
+        return False
+    complete = entered[: entered.rfind("\n")]
+    cut = _cut_lines(complete, shape)
+    if _normalise(cut) != _normalise(complete):
+        return True
+    # Two blank lines in a row end every multi-line suggestion.
+    if entered.rstrip(" \t").endswith("\n\n\n") or "\n\n\n" in _strip_spaces(entered):
+        return True
+    return sum(1 for line in cut.split("\n") if line.strip()) >= shape.max_lines
+
+
+def _strip_spaces(text: str) -> str:
+    return "\n".join(line.strip() for line in text.split("\n"))

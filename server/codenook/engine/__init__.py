@@ -14,6 +14,25 @@ from typing import Literal, Protocol
 
 StopReason = Literal["eos", "stop", "until", "length", "time", "cancelled"]
 
+# A prompt piece and whether its special-token spellings are real markers (True) or the
+# user's text (False). User code that happens to contain "<|endoftext|>" must stay text.
+PromptPart = tuple[str, bool]
+
+
+def prompt_parts(prompt: str | Sequence[PromptPart]) -> list[PromptPart]:
+    return [(prompt, False)] if isinstance(prompt, str) else list(prompt)
+
+
+def tokenize_parts(
+    tokenize: Callable[[str, bool], list[int]], prompt: str | Sequence[PromptPart]
+) -> list[int]:
+    """Tokens of a prompt whose markers are parsed as specials and everything else as text."""
+    tokens: list[int] = []
+    for text, special in prompt_parts(prompt):
+        if text:
+            tokens.extend(tokenize(text, special))
+    return tokens
+
 
 class EngineError(RuntimeError):
     """The model could not be loaded or a generation failed; the message is meant for users."""
@@ -68,7 +87,7 @@ class ModelInfo:
 
 @dataclass
 class GenerationRequest:
-    prompt: str
+    prompt: str | Sequence[PromptPart]
     max_tokens: int = 64
     stop: Sequence[str] = ()
     time_budget_s: float | None = None
@@ -114,8 +133,8 @@ class Engine(Protocol):
     info: ModelInfo
     counters: EngineCounters
 
-    def tokenize(self, text: str) -> list[int]:
-        """Tokens of ``text`` with special markers parsed; safe from any thread."""
+    def tokenize(self, text: str, special: bool = False) -> list[int]:
+        """Tokens of ``text`` (markers parsed only when ``special``); safe from any thread."""
         ...
 
     def generate(

@@ -29,6 +29,7 @@ from codenook.engine import (
     GenerationResult,
     ModelInfo,
     StopReason,
+    tokenize_parts,
 )
 
 GGUF_MAGIC = b"GGUF"
@@ -200,8 +201,8 @@ class LlamaEngine:
 
     # -- tokens ------------------------------------------------------------------------------
 
-    def tokenize(self, text: str) -> list[int]:
-        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+    def tokenize(self, text: str, special: bool = False) -> list[int]:
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
 
     def _is_end(self, token: int) -> bool:
         return bool(
@@ -262,7 +263,7 @@ class LlamaEngine:
         self, request: GenerationRequest, cancelled: Callable[[], bool]
     ) -> GenerationResult:
         started = time.perf_counter()
-        tokens = self.tokenize(request.prompt)
+        tokens = tokenize_parts(self.tokenize, request.prompt)
         limit = self.info.n_ctx - request.max_tokens
         if not tokens:
             raise EngineError("empty prompt")
