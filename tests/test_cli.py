@@ -30,8 +30,9 @@ def test_complete_prints_a_suggestion_and_the_timing_breakdown() -> None:
 
 
 def test_complete_json_shows_the_warm_run_reusing_the_prompt() -> None:
-    proc = run("complete", f"{EXAMPLE}:24:5", "--repeat", "2", "--json",
-               "--set", "completion.maxTokens=8")
+    proc = run(
+        "complete", f"{EXAMPLE}:24:5", "--repeat", "2", "--json", "--set", "completion.maxTokens=8"
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     cold, warm = report["runs"]
@@ -49,8 +50,15 @@ def test_complete_rejects_bad_locations_and_models(tmp_path: Path) -> None:
 def test_doctor_reports_the_default_model_and_build() -> None:
     proc = run("doctor")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for fact in ("SmolLM2-135M-Instruct", "llama", "plain transformer", "FIM tokens",
-                 "chat template", "AVX2 = 1", "RAM"):
+    for fact in (
+        "SmolLM2-135M-Instruct",
+        "llama",
+        "plain transformer",
+        "FIM tokens",
+        "chat template",
+        "AVX2 = 1",
+        "RAM",
+    ):
         assert fact in proc.stdout
     assert "no FIM tokens" in proc.stdout  # the problem, with what to do about it
 

@@ -86,6 +86,12 @@ async def _wait_ready(client: LanguageClient) -> dict:
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER), scope="module")
 async def client(lsp_client: LanguageClient):
+    lsp_client.statuses = []
+
+    @lsp_client.feature("codenook/status")
+    def on_status(ls: LanguageClient, params: object) -> None:
+        ls.statuses.append(_plain(params))
+
     params = types.InitializeParams(
         capabilities=client_capabilities("visual-studio-code"),
         root_uri=ROOT.as_uri(),
@@ -235,3 +241,16 @@ async def test_bad_setting_gives_a_message_and_the_default(client: LanguageClien
     # The server keeps serving with the default.
     uri = await _open(client, "after.py", PY, "python")
     assert await _complete(client, uri, _end(PY)) is not None
+
+
+async def test_status_notifications_follow_the_engine(client: LanguageClient):
+    client.statuses.clear()
+    uri = await _open(client, "status.py", PY.replace("add", "div"), "python")
+    await _complete(client, uri, _end(PY))
+    for _ in range(100):
+        if client.statuses and client.statuses[-1]["state"] == "idle":
+            break
+        await asyncio.sleep(0.02)
+    states = [s["state"] for s in client.statuses]
+    assert "generating" in states and states[-1] == "idle", states
+    assert client.statuses[-1]["tokensPerSecond"] > 0
