@@ -125,6 +125,7 @@ class CompletionService:
             stop=prompt.stop,
             time_budget_s=settings["completion.timeBudgetMs"] / 1000,
             until=lambda text: is_done(text, shape),
+            checkpoint_after=prompt.checkpoint_after,
         )
         result = await self._worker.generate(request, Priority.COMPLETION, key=snapshot.uri)
         text = postprocess(result.text, shape)

@@ -95,6 +95,10 @@ class GenerationRequest:
     until: Callable[[str], bool] | None = None
     # Called on the engine thread with each new piece of text (streaming consumers).
     on_text: Callable[[str], None] | None = None
+    # Indexes of prompt parts after which a hybrid model's recurrent state is worth keeping
+    # (the stable head, the start of the cursor line): where the next keystroke's prompt
+    # will still agree with this one.
+    checkpoint_after: Sequence[int] = ()
 
 
 @dataclass
@@ -125,6 +129,8 @@ class EngineCounters:
     prefilled_tokens: int = 0
     generated_tokens: int = 0
     cancelled: int = 0
+    checkpoint_hits: int = 0
+    checkpoint_saves: int = 0
 
 
 class Engine(Protocol):

@@ -29,10 +29,12 @@ from codenook.engine import (
     GenerationResult,
     ModelInfo,
     StopReason,
-    tokenize_parts,
+    prompt_parts,
 )
+from codenook.engine.checkpoints import CheckpointCache
 
 GGUF_MAGIC = b"GGUF"
+MIN_CHUNK = 2
 
 # llama.cpp logs every load step. We route its log through our own callback (warnings and
 # errors to stderr; everything with CODENOOK_LLAMA_LOG=debug) and always construct Llama with
@@ -171,6 +173,7 @@ class LlamaEngine:
         n_gpu_layers: int = 0,
         n_batch: int = 512,
         prefix_cache: bool = True,
+        checkpoint_bytes: int = 1024 * 1024 * 1024,
     ) -> None:
         file = check_model_file(path)
         threads = n_threads or default_threads()
@@ -196,8 +199,12 @@ class LlamaEngine:
         self.info = _model_info(self._llm, file, self._llm.n_ctx())
         self.prefix_cache = prefix_cache
         self.counters = EngineCounters()
-        # Tokens whose keys/values (and recurrent state) are in sequence 0 right now.
+        self.checkpoints = CheckpointCache(checkpoint_bytes)
+        # Prompt tokens whose keys/values (and recurrent state) sit in sequence 0, computed
+        # exactly as an uncached run would; generated tokens never join this list.
         self._resident: list[int] = []
+        # Whether the recurrent state ends exactly after _resident (no generated tokens since).
+        self._state_exact = True
 
     # -- tokens ------------------------------------------------------------------------------
 
@@ -214,41 +221,107 @@ class LlamaEngine:
         return self._llm.detokenize([token], special=False)
 
     # -- memory ------------------------------------------------------------------------------
+    #
+    # Exactness rule: llama.cpp computes a one-token batch through different kernels than a
+    # batch of two or more, so the logits differ slightly. Every prompt chunk we decode has at
+    # least MIN_CHUNK tokens and reuse never covers state computed from generated tokens
+    # (decoded one at a time). With that, a cached run is bit-for-bit the uncached run.
 
-    def _reuse(self, tokens: list[int]) -> int:
-        """Drop what the new prompt cannot reuse; return how many leading tokens stay resident.
+    def _clear(self) -> None:
+        self._llm._ctx.kv_cache_clear()
+        self._resident.clear()
+        self._state_exact = True
 
-        Plain attention caches can be cut anywhere. Recurrent state only moves forward, so a
-        hybrid model keeps its state only when the new prompt extends the resident tokens.
-        At least one prompt token is always decoded again so that fresh logits exist.
-        """
-        keep = _common_prefix(self._resident, tokens) if self.prefix_cache else 0
-        keep = min(keep, len(tokens) - 1)
-        if self.info.needs_checkpoints and keep < len(self._resident):
-            keep = 0
-        if keep == 0:
-            self._llm._ctx.kv_cache_clear()
-        elif keep < len(self._resident) and not self._llm._ctx.kv_cache_seq_rm(0, keep, -1):
-            self._llm._ctx.kv_cache_clear()
-            keep = 0
-        del self._resident[keep:]
-        return keep
+    def _reuse(self, tokens: list[int]) -> tuple[int, bool]:
+        """Keep what the new prompt can reuse; return (tokens kept, restored a checkpoint)."""
+        limit = len(tokens) - MIN_CHUNK
+        common = _common_prefix(self._resident, tokens) if self.prefix_cache else 0
+        common = min(common, limit)
+        if common <= 0:
+            self._clear()
+            return 0, False
+        if not self.info.needs_checkpoints:
+            if not self._llm._ctx.kv_cache_seq_rm(0, common, -1):
+                self._clear()
+                return 0, False
+            del self._resident[common:]
+            return common, False
+        if self._state_exact and common == len(self._resident):
+            return common, False  # the recurrent state ends exactly where we continue
+        checkpoint = self.checkpoints.deepest(tokens, common)
+        if checkpoint is None:
+            self._clear()
+            return 0, False
+        blob = checkpoint.blob
+        buf = (ctypes.c_uint8 * len(blob)).from_buffer_copy(blob)
+        restored = llama_cpp.llama_state_seq_set_data_ext(
+            self._llm.ctx, buf, len(blob), 0, llama_cpp.LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY
+        )
+        if not restored or not self._llm._ctx.kv_cache_seq_rm(0, checkpoint.position, -1):
+            self._clear()
+            return 0, False
+        del self._resident[checkpoint.position :]
+        self._state_exact = True
+        self.counters.checkpoint_hits += 1
+        return checkpoint.position, True
 
-    def _decode(self, tokens: Sequence[int], cancelled: Callable[[], bool]) -> bool:
-        """Decode ``tokens`` after the resident ones in batches; False when cancelled midway."""
+    def _save_checkpoint(self, tokens: Sequence[int], position: int) -> None:
+        if self.checkpoints.has(tokens, position):
+            return
+        flags = llama_cpp.LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY
+        size = llama_cpp.llama_state_seq_get_size_ext(self._llm.ctx, 0, flags)
+        buf = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data_ext(self._llm.ctx, buf, size, 0, flags)
+        if written and self.checkpoints.put(tokens, position, bytes(buf)[:written]):
+            self.counters.checkpoint_saves += 1
+
+    def _segments(self, start: int, end: int, stops: Sequence[int]) -> list[int]:
+        """Chunk ends from ``start`` to ``end``: at ``stops`` and every n_batch, each chunk of
+        at least MIN_CHUNK tokens (a stop that would break that rule is skipped)."""
+        ends: list[int] = []
+        position = start
+        wanted = sorted({s for s in stops if start < s < end} | {end})
+        for stop in wanted:
+            while stop - position > self._n_batch:
+                step = self._n_batch
+                if stop - (position + step) < MIN_CHUNK:
+                    step = stop - position - MIN_CHUNK
+                position += step
+                ends.append(position)
+            if stop - position >= MIN_CHUNK and (end - stop >= MIN_CHUNK or stop == end):
+                ends.append(stop)
+                position = stop
+        if not ends or ends[-1] != end:
+            ends.append(end)
+        return ends
+
+    def _decode_chunk(self, chunk: Sequence[int]) -> None:
         batch = self._llm._batch
-        for start in range(0, len(tokens), self._n_batch):
-            if start and cancelled():
+        batch.set_batch(list(chunk), n_past=len(self._resident), logits_all=False)
+        try:
+            self._llm._ctx.decode(batch)
+        except RuntimeError as exc:
+            self._clear()
+            raise EngineError(f"llama.cpp failed to decode: {exc}") from exc
+
+    def _prefill(
+        self,
+        tokens: list[int],
+        start: int,
+        checkpoints: Sequence[int],
+        cancelled: Callable[[], bool],
+    ) -> bool:
+        """Decode ``tokens[start:]``, saving recurrent checkpoints; False when cancelled."""
+        hybrid = self.info.needs_checkpoints and self.prefix_cache
+        for end in self._segments(start, len(tokens), checkpoints):
+            if cancelled():
+                if hybrid and len(self._resident) >= MIN_CHUNK:
+                    self._save_checkpoint(tokens, len(self._resident))
                 return False
-            chunk = list(tokens[start : start + self._n_batch])
-            batch.set_batch(chunk, n_past=len(self._resident), logits_all=False)
-            try:
-                self._llm._ctx.decode(batch)
-            except RuntimeError as exc:
-                self._llm._ctx.kv_cache_clear()
-                self._resident.clear()
-                raise EngineError(f"llama.cpp failed to decode: {exc}") from exc
-            self._resident.extend(chunk)
+            self._decode_chunk(tokens[len(self._resident) : end])
+            self._resident.extend(tokens[len(self._resident) : end])
+            if hybrid and end in checkpoints:
+                self._save_checkpoint(tokens, end)
         return True
 
     def _greedy(self) -> int:
@@ -259,32 +332,47 @@ class LlamaEngine:
 
     # -- generation --------------------------------------------------------------------------
 
+    def _tokenize_prompt(self, request: GenerationRequest) -> tuple[list[int], list[int]]:
+        """The prompt's tokens and the token positions where checkpoints belong."""
+        tokens: list[int] = []
+        boundaries: list[int] = []
+        for text, special in prompt_parts(request.prompt):
+            if text:
+                tokens.extend(self.tokenize(text, special))
+            boundaries.append(len(tokens))
+        wanted = [boundaries[i] for i in request.checkpoint_after if 0 <= i < len(boundaries)]
+        # A few tokens before the end serves a repeated request for the same prompt.
+        wanted.append(len(tokens) - MIN_CHUNK)
+        return tokens, sorted({w for w in wanted if MIN_CHUNK <= w <= len(tokens) - MIN_CHUNK})
+
     def generate(
         self, request: GenerationRequest, cancelled: Callable[[], bool]
     ) -> GenerationResult:
         started = time.perf_counter()
-        tokens = tokenize_parts(self.tokenize, request.prompt)
+        tokens, checkpoints = self._tokenize_prompt(request)
         limit = self.info.n_ctx - request.max_tokens
-        if not tokens:
-            raise EngineError("empty prompt")
+        if len(tokens) < MIN_CHUNK:
+            raise EngineError("the prompt is empty")
         if len(tokens) > limit:
             raise EngineError(
                 f"prompt of {len(tokens)} tokens plus {request.max_tokens} to generate does not"
                 f" fit model.contextSize {self.info.n_ctx}; lower context.prefixTokens"
             )
-        cached = self._reuse(tokens)
+        cached, restored = self._reuse(tokens)
         result = GenerationResult(
             text="", stop_reason="length", prompt_tokens=len(tokens), cached_tokens=cached
         )
+        result.extra["checkpoint_restored"] = float(restored)
         self.counters.requests += 1
         self.counters.prompt_tokens += len(tokens)
         self.counters.cached_tokens += cached
-        if not self._decode(tokens[cached:], cancelled):
+        done = self._prefill(tokens, cached, checkpoints, cancelled)
+        result.prefilled_tokens = len(self._resident) - cached
+        self.counters.prefilled_tokens += result.prefilled_tokens
+        if not done:
             result.stop_reason = "cancelled"
             self.counters.cancelled += 1
             return result
-        result.prefilled_tokens = len(tokens) - cached
-        self.counters.prefilled_tokens += result.prefilled_tokens
         prefill_done = time.perf_counter()
         result.prefill_s = prefill_done - started
         result.stop_reason, result.text, result.generated_tokens = self._sample_loop(
@@ -302,6 +390,7 @@ class LlamaEngine:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         text = ""
         generated = 0
+        position = len(self._resident)
         stops = tuple(s for s in request.stop if s)
         while generated < request.max_tokens:
             if cancelled():
@@ -325,8 +414,16 @@ class LlamaEngine:
                 and time.perf_counter() - started > request.time_budget_s
             ):
                 return "time", text, generated
-            if generated < request.max_tokens and not self._decode([token], cancelled):
-                return "cancelled", text, generated
+            if generated < request.max_tokens:
+                # Generated tokens extend the context but never count as reusable prompt.
+                self._llm._batch.set_batch([token], n_past=position, logits_all=False)
+                try:
+                    self._llm._ctx.decode(self._llm._batch)
+                except RuntimeError as exc:
+                    self._clear()
+                    raise EngineError(f"llama.cpp failed to decode: {exc}") from exc
+                position += 1
+                self._state_exact = False
         return "length", text, generated
 
     def close(self) -> None:
