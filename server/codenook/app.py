@@ -28,6 +28,8 @@ def model_loader(settings: Settings, model_path: Path | None = None) -> Callable
             n_threads=settings["model.threads"],
             n_gpu_layers=settings["model.gpuLayers"],
             n_batch=settings["model.batchSize"],
+            prefix_cache=settings["engine.prefixCache"],
+            checkpoint_bytes=settings["engine.checkpointMemoryMiB"] * 1024 * 1024,
         )
 
     return load

@@ -51,6 +51,21 @@ SPECS: tuple[SettingSpec, ...] = (
         10000,
     ),
     SettingSpec("model.batchSize", int, 512, "Prompt tokens decoded per batch.", 8, 8192),
+    SettingSpec(
+        "engine.prefixCache",
+        bool,
+        True,
+        "Reuse the previous prompt's computed state (off only to measure what it saves).",
+    ),
+    SettingSpec(
+        "engine.checkpointMemoryMiB",
+        int,
+        1024,
+        "Memory for recurrent-state checkpoints of hybrid models (~75 MiB each for"
+        " Qwen3-Coder-Next).",
+        0,
+        1 << 20,
+    ),
     SettingSpec("completion.enabled", bool, True, "Answer textDocument/inlineCompletion."),
     SettingSpec("completion.maxTokens", int, 64, "Most tokens generated per suggestion.", 1, 2048),
     SettingSpec("completion.maxLines", int, 8, "Most lines in a multi-line suggestion.", 1, 200),

@@ -112,6 +112,9 @@ class GenerationResult:
     prefill_s: float = 0.0
     decode_s: float = 0.0
     queued_s: float = 0.0
+    # Digest of the logits the first token was sampled from: equal digests mean bit-for-bit
+    # equal prompt processing (how tests prove that caching changes nothing).
+    prompt_logits_digest: str = ""
     extra: dict[str, float] = field(default_factory=dict)
 
     @property

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import hashlib
 import ctypes
 import os
 import sys
@@ -324,11 +325,13 @@ class LlamaEngine:
                 self._save_checkpoint(tokens, end)
         return True
 
-    def _greedy(self) -> int:
-        logits = np.ctypeslib.as_array(
+    def _logits(self) -> np.ndarray:
+        return np.ctypeslib.as_array(
             llama_cpp.llama_get_logits_ith(self._llm.ctx, -1), shape=(self._n_vocab,)
         )
-        return int(np.argmax(logits))
+
+    def _greedy(self) -> int:
+        return int(np.argmax(self._logits()))
 
     # -- generation --------------------------------------------------------------------------
 
@@ -375,6 +378,9 @@ class LlamaEngine:
             return result
         prefill_done = time.perf_counter()
         result.prefill_s = prefill_done - started
+        result.prompt_logits_digest = hashlib.blake2b(
+            self._logits().tobytes(), digest_size=12
+        ).hexdigest()
         result.stop_reason, result.text, result.generated_tokens = self._sample_loop(
             request, cancelled, started
         )
