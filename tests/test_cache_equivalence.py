@@ -19,7 +19,7 @@ from codenook.engine import GenerationRequest
 from codenook.engine.llama import LlamaEngine
 from codenook.prompts import completion_prompt
 
-BASE = '''import math
+BASE = """import math
 from dataclasses import dataclass
 
 
@@ -42,7 +42,7 @@ def centroid(points: list[Point]) -> Point:
 def farthest(points: list[Point], origin: Point) -> Point:
     best = points[0]
     for p in points:
-        '''
+        """
 
 
 def _never() -> bool:

@@ -133,9 +133,11 @@ async def test_typescript_file_gets_a_suggestion(client: LanguageClient):
 async def test_typing_one_character_reuses_the_cached_prompt(client: LanguageClient):
     text = PY.replace("add", "mul").replace("sum", "product")
     uri = await _open(client, "mul.py", text, "python")
-    await _complete(client, uri, _end(text))
+    shown = await _complete(client, uri, _end(text))
     first = (await _stats(client))["lastCompletion"]
     end = _end(text)
+    # A character that does not continue the shown suggestion, so the model is asked again.
+    typed = "z" if shown and shown[0].startswith("a") else "a"
     client.text_document_did_change(
         types.DidChangeTextDocumentParams(
             text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
@@ -254,3 +256,30 @@ async def test_status_notifications_follow_the_engine(client: LanguageClient):
     states = [s["state"] for s in client.statuses]
     assert "generating" in states and states[-1] == "idle", states
     assert client.statuses[-1]["tokensPerSecond"] > 0
+
+
+async def test_typing_what_the_suggestion_shows_needs_no_model_call(client: LanguageClient):
+    text = PY.replace("add", "total")
+    uri = await _open(client, "typed.py", text, "python")
+    end = _end(text)
+    (suggestion,) = await _complete(client, uri, end)
+    assert len(suggestion) >= 2
+    before = await _stats(client)
+    for version, char in enumerate(suggestion[:2], start=2):
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(range=types.Range(end, end), text=char)
+                ],
+            )
+        )
+        end = types.Position(end.line, end.character + 1)
+        rest = await _complete(client, uri, end)
+        assert rest == [suggestion[version - 1 :]]
+    after = await _stats(client)
+    assert after["counters"]["requests"] == before["counters"]["requests"]
+    typed = (
+        after["completionCounters"]["typedThrough"] - before["completionCounters"]["typedThrough"]
+    )
+    assert typed == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys
@@ -132,7 +133,13 @@ def cmd_complete(args: argparse.Namespace) -> int:
     runs = []
     try:
         for _ in range(max(1, args.repeat)):
-            runs.append(anyio.run(app.completions.complete, doc.snapshot(), offset))
+            runs.append(
+                anyio.run(
+                    functools.partial(
+                        app.completions.complete, doc.snapshot(), offset, reuse_shown=False
+                    )
+                )
+            )
     except EngineError as exc:
         print(f"codenook: completion failed: {exc}", file=sys.stderr)
         return 1
@@ -162,7 +169,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
     for number, run in enumerate(runs, 1):
         label = "cold" if number == 1 else "warm"
         print(f"run {number} ({label}): {run.timings.summary()}", file=sys.stderr)
-    if args.show_prompt:
+    if args.show_prompt and last.prompt is not None:
         print("--- prompt ---", file=sys.stderr)
         print(last.prompt.text, file=sys.stderr)
     return 0

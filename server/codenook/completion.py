@@ -49,9 +49,43 @@ class Timings:
 class Suggestion:
     text: str
     raw: str
-    prompt: Prompt
-    context: CompletionContext
+    prompt: Prompt | None  # None when answered from the suggestion already shown
+    context: CompletionContext | None
     timings: Timings = field(default_factory=Timings)
+
+    @property
+    def typed_through(self) -> bool:
+        return self.prompt is None
+
+
+@dataclass(frozen=True)
+class Shown:
+    """The last suggestion of a document and the text around the cursor it was made for."""
+
+    before: str
+    after: str
+    text: str
+
+
+def typed_through(shown: Shown, before: str, after: str) -> str | None:
+    """The rest of a shown suggestion when the user has typed its beginning, else None.
+
+    Typing what the ghost text shows must not cost a model call (nor flicker): the answer is
+    the suggestion minus what was typed, as long as nothing else in the document changed.
+    """
+    if after != shown.after or not before.startswith(shown.before):
+        return None
+    typed = before[len(shown.before) :]
+    if len(typed) >= len(shown.text) or not shown.text.startswith(typed):
+        return None
+    return shown.text[len(typed) :]
+
+
+@dataclass
+class CompletionCounters:
+    requests: int = 0
+    typed_through: int = 0
+    empty: int = 0
 
 
 def display_path(uri: str, roots: list[str]) -> str:
@@ -74,6 +108,12 @@ class CompletionService:
         self._worker = worker
         self._settings = settings
         self._roots = roots
+        self._shown: dict[str, Shown] = {}
+        self.counters = CompletionCounters()
+
+    def forget(self, uri: str) -> None:
+        """Drop what we remember of a closed document."""
+        self._shown.pop(uri, None)
 
     def _count(self, text: str) -> int:
         engine = self._worker.engine
@@ -113,9 +153,25 @@ class CompletionService:
         )
         return prompt, shape, ctx
 
-    async def complete(self, snapshot: Snapshot, offset: int) -> Suggestion:
-        """A post-processed suggestion at ``offset``; raises Superseded/Cancelled/EngineError."""
+    async def complete(
+        self, snapshot: Snapshot, offset: int, *, reuse_shown: bool = True
+    ) -> Suggestion:
+        """A post-processed suggestion at ``offset``; raises Superseded/Cancelled/EngineError.
+
+        ``reuse_shown=False`` always asks the model (``codenook complete --repeat`` measures
+        the warm engine, not the typed-through shortcut).
+        """
         started = time.perf_counter()
+        self.counters.requests += 1
+        before, after = snapshot.text[:offset], snapshot.text[offset:]
+        shown = self._shown.get(snapshot.uri)
+        rest = typed_through(shown, before, after) if shown and reuse_shown else None
+        if rest is not None:
+            self.counters.typed_through += 1
+            total_ms = (time.perf_counter() - started) * 1000
+            return Suggestion(
+                rest, rest, None, None, Timings(total_ms=total_ms, stop_reason="typed-through")
+            )
         prompt, shape, ctx = self.prepare(snapshot, offset)
         context_done = time.perf_counter()
         settings = self._settings()
@@ -133,6 +189,11 @@ class CompletionService:
             # A budget cut may leave the last line half-written: keep the complete lines.
             text = text[: text.rfind("\n")].rstrip()
         timings = _timings(result, (context_done - started) * 1000, started)
+        if text:
+            self._shown[snapshot.uri] = Shown(before, after, text)
+        else:
+            self._shown.pop(snapshot.uri, None)
+            self.counters.empty += 1
         return Suggestion(text, result.text, prompt, ctx, timings)
 
 

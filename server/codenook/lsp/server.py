@@ -202,6 +202,8 @@ def did_change(ls: CodenookServer, params: types.DidChangeTextDocumentParams) ->
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: CodenookServer, params: types.DidCloseTextDocumentParams) -> None:
     ls.documents.close(params.text_document.uri)
+    if ls.app is not None:
+        ls.app.completions.forget(params.text_document.uri)
 
 
 # -- inline completion -------------------------------------------------------------------------
@@ -248,7 +250,7 @@ async def inline_completion(
         "version": snapshot.version,
         **vars(suggestion.timings),
     }
-    if ls.settings["trace.prompts"]:
+    if ls.settings["trace.prompts"] and suggestion.prompt is not None:
         ls.log(
             f"completion {snapshot.uri}:{params.position.line + 1}:"
             f"{params.position.character + 1}\n{suggestion.timings.summary()}\n"
@@ -272,6 +274,11 @@ def stats(ls: CodenookServer, params: Any) -> dict[str, Any]:
         "model": engine.info.path if engine else None,
         "architecture": engine.info.architecture if engine else None,
         "counters": vars(engine.counters) if engine else None,
+        "completionCounters": {
+            "requests": ls.app.completions.counters.requests,
+            "typedThrough": ls.app.completions.counters.typed_through,
+            "empty": ls.app.completions.counters.empty,
+        },
         "lastCompletion": ls.last_completion,
     }
 
