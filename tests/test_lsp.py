@@ -142,7 +142,7 @@ async def test_typing_one_character_reuses_the_cached_prompt(client: LanguageCli
         types.DidChangeTextDocumentParams(
             text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
             content_changes=[
-                types.TextDocumentContentChangePartial(range=types.Range(end, end), text="a")
+                types.TextDocumentContentChangePartial(range=types.Range(end, end), text=typed)
             ],
         )
     )

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import hashlib
 import ctypes
+import hashlib
 import os
 import sys
 import time
