@@ -2,9 +2,10 @@
 
 A hybrid model's recurrent layers fold the whole prompt into one state that cannot be rewound,
 so reuse needs a saved copy of that state at a position the next prompt shares. A blob is only
-valid for the exact tokens before its position, hence the key: a hash of those tokens (and the
-position, to make collisions between lengths impossible). The budget is in bytes because one
-checkpoint of Qwen3-Coder-Next is ~75 MiB while the test model's is a few KiB.
+valid for the exact tokens before its position in the sequence (lane) whose attention cache
+holds them, hence the key: a hash of those tokens, the position and the sequence id. The
+budget is in bytes because one checkpoint of Qwen3-Coder-Next is ~75 MiB while the test
+model's is a few KiB.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 
-def prefix_key(tokens: Sequence[int], position: int) -> bytes:
+def prefix_key(tokens: Sequence[int], position: int, seq: int = 0) -> bytes:
     digest = hashlib.blake2b(array("i", tokens[:position]).tobytes(), digest_size=16)
     digest.update(position.to_bytes(8, "little"))
+    digest.update(seq.to_bytes(4, "little"))
     return digest.digest()
 
 
@@ -38,14 +40,14 @@ class CheckpointCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def has(self, tokens: Sequence[int], position: int) -> bool:
-        return prefix_key(tokens, position) in self._entries
+    def has(self, tokens: Sequence[int], position: int, seq: int = 0) -> bool:
+        return prefix_key(tokens, position, seq) in self._entries
 
-    def put(self, tokens: Sequence[int], position: int, blob: bytes) -> bool:
+    def put(self, tokens: Sequence[int], position: int, blob: bytes, seq: int = 0) -> bool:
         """Store a blob; False when it alone exceeds the budget (nothing is stored then)."""
         if len(blob) > self.budget_bytes:
             return False
-        key = prefix_key(tokens, position)
+        key = prefix_key(tokens, position, seq)
         old = self._entries.pop(key, None)
         if old is not None:
             self.bytes -= len(old.blob)
@@ -57,7 +59,7 @@ class CheckpointCache:
             self.evictions += 1
         return True
 
-    def deepest(self, tokens: Sequence[int], limit: int) -> Checkpoint | None:
+    def deepest(self, tokens: Sequence[int], limit: int, seq: int = 0) -> Checkpoint | None:
         """The checkpoint at the largest position <= ``limit`` whose prefix matches ``tokens``.
 
         Positions are few (a handful per prompt), so we probe each stored position instead of
@@ -67,7 +69,7 @@ class CheckpointCache:
             {c.position for c in self._entries.values() if c.position <= limit}, reverse=True
         )
         for position in positions:
-            key = prefix_key(tokens, position)
+            key = prefix_key(tokens, position, seq)
             entry = self._entries.get(key)
             if entry is not None:
                 self._entries.move_to_end(key)

@@ -16,11 +16,13 @@ import hashlib
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import llama_cpp
 import numpy as np
+from llama_cpp import _internals
 
 from codenook.engine import (
     EngineCounters,
@@ -36,6 +38,7 @@ from codenook.engine.checkpoints import CheckpointCache
 
 GGUF_MAGIC = b"GGUF"
 MIN_CHUNK = 2
+MIN_OWN_CTX = 64
 
 # llama.cpp logs every load step. We route its log through our own callback (warnings and
 # errors to stderr; everything with CODENOOK_LLAMA_LOG=debug) and always construct Llama with
@@ -162,8 +165,49 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return i
 
 
+def segment_ends(start: int, end: int, stops: Sequence[int], n_batch: int) -> list[int]:
+    """Chunk ends for decoding tokens [start, end): at ``stops`` and at most ``n_batch`` apart,
+    every chunk at least MIN_CHUNK tokens long (a stop that would break that is skipped)."""
+    ends: list[int] = []
+    position = start
+    for stop in sorted({s for s in stops if start < s < end} | {end}):
+        while stop - position > n_batch:
+            step = n_batch
+            if stop - (position + step) < MIN_CHUNK:
+                step = stop - position - MIN_CHUNK
+            position += step
+            ends.append(position)
+        if stop - position >= MIN_CHUNK and (end - stop >= MIN_CHUNK or stop == end):
+            ends.append(stop)
+            position = stop
+    if not ends or ends[-1] != end:
+        ends.append(end)
+    return ends
+
+
+@dataclass
+class _Lane:
+    """One llama.cpp sequence: its exactly-computed prompt tokens and recurrent-state status.
+
+    Lane 0 serves interactive requests (completion, hover); lane 1 long ones (code actions,
+    agent steps), so a keystroke can interrupt a long generation without destroying its state.
+    """
+
+    seq: int
+    resident: list[int] = field(default_factory=list)
+    # Whether the recurrent state ends exactly after ``resident`` (no generated tokens since).
+    exact: bool = True
+    # Position where the next generated token goes (prompt + generated so far).
+    position: int = 0
+
+
+Step = Generator[None, None, GenerationResult]
+
+
 class LlamaEngine:
-    """One model and one context, used only from the engine thread (see ``scheduler``)."""
+    """One model, one context with two lanes, used only from the engine thread."""
+
+    LANES = 2
 
     def __init__(
         self,
@@ -179,33 +223,40 @@ class LlamaEngine:
         file = check_model_file(path)
         threads = n_threads or default_threads()
         try:
+            # Llama loads the weights and the vocabulary; its own context is kept minimal
+            # because we decode in a context of our own with several sequences.
             self._llm = llama_cpp.Llama(
                 model_path=str(file),
-                n_ctx=n_ctx,
-                n_batch=n_batch,
-                n_ubatch=n_batch,
+                n_ctx=MIN_OWN_CTX,
+                n_batch=MIN_OWN_CTX,
                 n_threads=threads,
                 n_threads_batch=threads,
                 n_gpu_layers=n_gpu_layers,
                 verbose=True,
             )
+            params = llama_cpp.llama_context_default_params()
+            params.n_ctx = n_ctx
+            params.n_batch = n_batch
+            params.n_ubatch = n_batch
+            params.n_threads = threads
+            params.n_threads_batch = threads
+            params.n_seq_max = self.LANES
+            params.kv_unified = True
+            self._ctx = _internals.LlamaContext(model=self._llm._model, params=params)
         except Exception as exc:
             raise EngineError(
                 f"llama.cpp could not load {file}: {exc}. The file may be truncated or corrupt,"
                 " or its architecture unknown to this llama.cpp build; run `codenook doctor`."
             ) from exc
+        self._batch = _internals.LlamaBatch(n_tokens=n_batch, embd=0, n_seq_max=1)
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
         self._n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
         self._n_batch = n_batch
-        self.info = _model_info(self._llm, file, self._llm.n_ctx())
+        self.info = _model_info(self._llm, file, self._ctx.n_ctx())
         self.prefix_cache = prefix_cache
         self.counters = EngineCounters()
         self.checkpoints = CheckpointCache(checkpoint_bytes)
-        # Prompt tokens whose keys/values (and recurrent state) sit in sequence 0, computed
-        # exactly as an uncached run would; generated tokens never join this list.
-        self._resident: list[int] = []
-        # Whether the recurrent state ends exactly after _resident (no generated tokens since).
-        self._state_exact = True
+        self._lanes = [_Lane(seq) for seq in range(self.LANES)]
 
     # -- tokens ------------------------------------------------------------------------------
 
@@ -228,110 +279,87 @@ class LlamaEngine:
     # least MIN_CHUNK tokens and reuse never covers state computed from generated tokens
     # (decoded one at a time). With that, a cached run is bit-for-bit the uncached run.
 
-    def _clear(self) -> None:
-        self._llm._ctx.kv_cache_clear()
-        self._resident.clear()
-        self._state_exact = True
+    def _clear(self, lane: _Lane) -> None:
+        llama_cpp.llama_memory_seq_rm(self._ctx.memory, lane.seq, -1, -1)
+        lane.resident.clear()
+        lane.exact = True
+        lane.position = 0
 
-    def _reuse(self, tokens: list[int]) -> tuple[int, bool]:
+    def _reuse(self, lane: _Lane, tokens: list[int]) -> tuple[int, bool]:
         """Keep what the new prompt can reuse; return (tokens kept, restored a checkpoint)."""
         limit = len(tokens) - MIN_CHUNK
-        common = _common_prefix(self._resident, tokens) if self.prefix_cache else 0
+        common = _common_prefix(lane.resident, tokens) if self.prefix_cache else 0
         common = min(common, limit)
         if common <= 0:
-            self._clear()
+            self._clear(lane)
             return 0, False
         if not self.info.needs_checkpoints:
-            if not self._llm._ctx.kv_cache_seq_rm(0, common, -1):
-                self._clear()
+            if not self._ctx.kv_cache_seq_rm(lane.seq, common, -1):
+                self._clear(lane)
                 return 0, False
-            del self._resident[common:]
+            del lane.resident[common:]
+            lane.position = common
             return common, False
-        if self._state_exact and common == len(self._resident):
+        if lane.exact and common == len(lane.resident):
             return common, False  # the recurrent state ends exactly where we continue
-        checkpoint = self.checkpoints.deepest(tokens, common)
+        checkpoint = self.checkpoints.deepest(tokens, common, lane.seq)
         if checkpoint is None:
-            self._clear()
+            self._clear(lane)
             return 0, False
         blob = checkpoint.blob
         buf = (ctypes.c_uint8 * len(blob)).from_buffer_copy(blob)
         restored = llama_cpp.llama_state_seq_set_data_ext(
-            self._llm.ctx, buf, len(blob), 0, llama_cpp.LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY
+            self._ctx.ctx, buf, len(blob), lane.seq, llama_cpp.LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY
         )
-        if not restored or not self._llm._ctx.kv_cache_seq_rm(0, checkpoint.position, -1):
-            self._clear()
+        if not restored or not self._ctx.kv_cache_seq_rm(lane.seq, checkpoint.position, -1):
+            self._clear(lane)
             return 0, False
-        del self._resident[checkpoint.position :]
-        self._state_exact = True
+        del lane.resident[checkpoint.position :]
+        lane.exact = True
+        lane.position = checkpoint.position
         self.counters.checkpoint_hits += 1
         return checkpoint.position, True
 
-    def _save_checkpoint(self, tokens: Sequence[int], position: int) -> None:
-        if self.checkpoints.has(tokens, position):
+    def _save_checkpoint(self, lane: _Lane, tokens: Sequence[int], position: int) -> None:
+        if self.checkpoints.has(tokens, position, lane.seq):
             return
         flags = llama_cpp.LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY
-        size = llama_cpp.llama_state_seq_get_size_ext(self._llm.ctx, 0, flags)
+        size = llama_cpp.llama_state_seq_get_size_ext(self._ctx.ctx, lane.seq, flags)
         buf = (ctypes.c_uint8 * size)()
-        written = llama_cpp.llama_state_seq_get_data_ext(self._llm.ctx, buf, size, 0, flags)
-        if written and self.checkpoints.put(tokens, position, bytes(buf)[:written]):
+        written = llama_cpp.llama_state_seq_get_data_ext(self._ctx.ctx, buf, size, lane.seq, flags)
+        if written and self.checkpoints.put(tokens, position, bytes(buf)[:written], lane.seq):
             self.counters.checkpoint_saves += 1
 
-    def _segments(self, start: int, end: int, stops: Sequence[int]) -> list[int]:
-        """Chunk ends from ``start`` to ``end``: at ``stops`` and every n_batch, each chunk of
-        at least MIN_CHUNK tokens (a stop that would break that rule is skipped)."""
-        ends: list[int] = []
-        position = start
-        wanted = sorted({s for s in stops if start < s < end} | {end})
-        for stop in wanted:
-            while stop - position > self._n_batch:
-                step = self._n_batch
-                if stop - (position + step) < MIN_CHUNK:
-                    step = stop - position - MIN_CHUNK
-                position += step
-                ends.append(position)
-            if stop - position >= MIN_CHUNK and (end - stop >= MIN_CHUNK or stop == end):
-                ends.append(stop)
-                position = stop
-        if not ends or ends[-1] != end:
-            ends.append(end)
-        return ends
-
-    def _decode_chunk(self, chunk: Sequence[int]) -> None:
-        batch = self._llm._batch
-        batch.set_batch(list(chunk), n_past=len(self._resident), logits_all=False)
+    def _decode(self, lane: _Lane, chunk: Sequence[int]) -> None:
+        """Decode ``chunk`` at the lane's next positions; logits only for the last token."""
+        batch = self._batch.batch
+        batch.n_tokens = len(chunk)
+        for i, token in enumerate(chunk):
+            batch.token[i] = token
+            batch.pos[i] = lane.position + i
+            batch.seq_id[i][0] = lane.seq
+            batch.n_seq_id[i] = 1
+            batch.logits[i] = i == len(chunk) - 1
         try:
-            self._llm._ctx.decode(batch)
-        except RuntimeError as exc:
-            self._clear()
-            raise EngineError(f"llama.cpp failed to decode: {exc}") from exc
-
-    def _prefill(
-        self,
-        tokens: list[int],
-        start: int,
-        checkpoints: Sequence[int],
-        cancelled: Callable[[], bool],
-    ) -> bool:
-        """Decode ``tokens[start:]``, saving recurrent checkpoints; False when cancelled."""
-        hybrid = self.info.needs_checkpoints and self.prefix_cache
-        for end in self._segments(start, len(tokens), checkpoints):
-            if cancelled():
-                if hybrid and len(self._resident) >= MIN_CHUNK:
-                    self._save_checkpoint(tokens, len(self._resident))
-                return False
-            self._decode_chunk(tokens[len(self._resident) : end])
-            self._resident.extend(tokens[len(self._resident) : end])
-            if hybrid and end in checkpoints:
-                self._save_checkpoint(tokens, end)
-        return True
+            self._ctx.decode(self._batch)
+        except RuntimeError as first:
+            # The unified cache may be full of the other lane's tokens: give them up, retry.
+            other = self._lanes[1 - lane.seq]
+            if not other.resident and not other.position:
+                self._clear(lane)
+                raise EngineError(f"llama.cpp failed to decode: {first}") from first
+            self._clear(other)
+            try:
+                self._ctx.decode(self._batch)
+            except RuntimeError as exc:
+                self._clear(lane)
+                raise EngineError(f"llama.cpp failed to decode: {exc}") from exc
+        lane.position += len(chunk)
 
     def _logits(self) -> np.ndarray:
         return np.ctypeslib.as_array(
-            llama_cpp.llama_get_logits_ith(self._llm.ctx, -1), shape=(self._n_vocab,)
+            llama_cpp.llama_get_logits_ith(self._ctx.ctx, -1), shape=(self._n_vocab,)
         )
-
-    def _greedy(self) -> int:
-        return int(np.argmax(self._logits()))
 
     # -- generation --------------------------------------------------------------------------
 
@@ -349,8 +377,27 @@ class LlamaEngine:
         return tokens, sorted({w for w in wanted if MIN_CHUNK <= w <= len(tokens) - MIN_CHUNK})
 
     def generate(
-        self, request: GenerationRequest, cancelled: Callable[[], bool]
+        self, request: GenerationRequest, cancelled: Callable[[], bool], lane: int = 0
     ) -> GenerationResult:
+        """Run a generation to its end (no interleaving)."""
+        steps = self.start(request, cancelled, lane)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value
+
+    def start(
+        self, request: GenerationRequest, cancelled: Callable[[], bool], lane: int = 0
+    ) -> Step:
+        """A generation that yields between prefill chunks and between tokens.
+
+        The scheduler may stop iterating at any yield, run other work in the other lane, and
+        resume later: this lane's state stays untouched meanwhile.
+        """
+        return self._run(request, cancelled, self._lanes[lane])
+
+    def _run(self, request: GenerationRequest, cancelled: Callable[[], bool], lane: _Lane) -> Step:
         started = time.perf_counter()
         tokens, checkpoints = self._tokenize_prompt(request)
         limit = self.info.n_ctx - request.max_tokens
@@ -361,7 +408,7 @@ class LlamaEngine:
                 f"prompt of {len(tokens)} tokens plus {request.max_tokens} to generate does not"
                 f" fit model.contextSize {self.info.n_ctx}; lower context.prefixTokens"
             )
-        cached, restored = self._reuse(tokens)
+        cached, restored = self._reuse(lane, tokens)
         result = GenerationResult(
             text="", stop_reason="length", prompt_tokens=len(tokens), cached_tokens=cached
         )
@@ -369,20 +416,30 @@ class LlamaEngine:
         self.counters.requests += 1
         self.counters.prompt_tokens += len(tokens)
         self.counters.cached_tokens += cached
-        done = self._prefill(tokens, cached, checkpoints, cancelled)
-        result.prefilled_tokens = len(self._resident) - cached
+        hybrid = self.info.needs_checkpoints and self.prefix_cache
+        for end in segment_ends(cached, len(tokens), checkpoints, self._n_batch):
+            if cancelled():
+                if hybrid and len(lane.resident) >= MIN_CHUNK:
+                    self._save_checkpoint(lane, tokens, len(lane.resident))
+                result.prefilled_tokens = len(lane.resident) - cached
+                self.counters.prefilled_tokens += result.prefilled_tokens
+                result.stop_reason = "cancelled"
+                self.counters.cancelled += 1
+                return result
+            self._decode(lane, tokens[len(lane.resident) : end])
+            lane.resident.extend(tokens[len(lane.resident) : end])
+            if hybrid and end in checkpoints:
+                self._save_checkpoint(lane, tokens, end)
+            yield
+        result.prefilled_tokens = len(tokens) - cached
         self.counters.prefilled_tokens += result.prefilled_tokens
-        if not done:
-            result.stop_reason = "cancelled"
-            self.counters.cancelled += 1
-            return result
         prefill_done = time.perf_counter()
         result.prefill_s = prefill_done - started
         result.prompt_logits_digest = hashlib.blake2b(
             self._logits().tobytes(), digest_size=12
         ).hexdigest()
-        result.stop_reason, result.text, result.generated_tokens = self._sample_loop(
-            request, cancelled, started
+        result.stop_reason, result.text, result.generated_tokens = yield from self._sample(
+            request, cancelled, started, lane
         )
         if result.stop_reason == "cancelled":
             self.counters.cancelled += 1
@@ -390,18 +447,23 @@ class LlamaEngine:
         result.decode_s = time.perf_counter() - prefill_done
         return result
 
-    def _sample_loop(
-        self, request: GenerationRequest, cancelled: Callable[[], bool], started: float
-    ) -> tuple[StopReason, str, int]:
+    def _sample(
+        self,
+        request: GenerationRequest,
+        cancelled: Callable[[], bool],
+        started: float,
+        lane: _Lane,
+    ) -> Generator[None, None, tuple[StopReason, str, int]]:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         text = ""
         generated = 0
-        position = len(self._resident)
         stops = tuple(s for s in request.stop if s)
+        # Logits of the last decode of *this* lane; another lane may decode in between.
+        logits = self._logits().copy()
         while generated < request.max_tokens:
             if cancelled():
                 return "cancelled", text, generated
-            token = self._greedy()
+            token = int(np.argmax(logits))
             if self._is_end(token):
                 return "eos", text, generated
             generated += 1
@@ -422,15 +484,13 @@ class LlamaEngine:
                 return "time", text, generated
             if generated < request.max_tokens:
                 # Generated tokens extend the context but never count as reusable prompt.
-                self._llm._batch.set_batch([token], n_past=position, logits_all=False)
-                try:
-                    self._llm._ctx.decode(self._llm._batch)
-                except RuntimeError as exc:
-                    self._clear()
-                    raise EngineError(f"llama.cpp failed to decode: {exc}") from exc
-                position += 1
-                self._state_exact = False
+                self._decode(lane, [token])
+                lane.exact = False
+                logits = self._logits().copy()
+                yield
         return "length", text, generated
 
     def close(self) -> None:
+        self._batch.close()
+        self._ctx.close()
         self._llm.close()
