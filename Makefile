@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/codenook complete examples/stats.py:24:5 --repeat 2
+	$(BIN)/codenook complete examples/stats.py:25:12 --repeat 2
 
 lint: install
 	$(BIN)/ruff check server tests

@@ -1,4 +1,4 @@
-"""A small module to try codenook on: `codenook complete examples/stats.py:24:5`."""
+"""A small module to try codenook on: `codenook complete examples/stats.py:25:12`."""
 
 import math
 from collections.abc import Sequence
@@ -21,4 +21,5 @@ def stddev(values: Sequence[float]) -> float:
 
 def zscores(values: Sequence[float]) -> list[float]:
     """How many standard deviations each value lies from the mean."""
-    
+    m, s = mean(values), stddev(values)
+    return 

@@ -17,7 +17,7 @@ from codenook.context import Budget, CompletionContext, build_completion_context
 from codenook.documents import Snapshot
 from codenook.engine import EngineError, GenerationRequest, GenerationResult
 from codenook.postprocess import Shape, is_done, postprocess
-from codenook.prompts import Prompt, completion_prompt
+from codenook.prompts import Prompt, completion_prompt, strip_dropped_indent
 from codenook.scheduler import EngineWorker, Priority
 from codenook.settings import Settings
 
@@ -180,11 +180,12 @@ class CompletionService:
             max_tokens=settings["completion.maxTokens"],
             stop=prompt.stop,
             time_budget_s=settings["completion.timeBudgetMs"] / 1000,
-            until=lambda text: is_done(text, shape),
+            until=lambda text: _done(text, prompt, shape),
             checkpoint_after=prompt.checkpoint_after,
         )
         result = await self._worker.generate(request, Priority.COMPLETION, key=snapshot.uri)
-        text = postprocess(result.text, shape)
+        raw = strip_dropped_indent(result.text, prompt.dropped_indent)
+        text = postprocess(raw, shape) if raw is not None else ""
         if result.stop_reason == "time" and "\n" in text:
             # A budget cut may leave the last line half-written: keep the complete lines.
             text = text[: text.rfind("\n")].rstrip()
@@ -195,6 +196,11 @@ class CompletionService:
             self._shown.pop(snapshot.uri, None)
             self.counters.empty += 1
         return Suggestion(text, result.text, prompt, ctx, timings)
+
+
+def _done(text: str, prompt: Prompt, shape: Shape) -> bool:
+    raw = strip_dropped_indent(text, prompt.dropped_indent)
+    return raw is None or is_done(raw, shape)
 
 
 def _timings(result: GenerationResult, context_ms: float, started: float) -> Timings:

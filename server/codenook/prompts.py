@@ -26,11 +26,26 @@ class Prompt:
     # Parts after which the next keystroke's prompt will most likely still agree with this
     # one: the end of the stable head and the start of the cursor line (see engine).
     checkpoint_after: tuple[int, ...] = ()
+    # Indentation typed on the cursor line but left out of the prompt; the model writes it
+    # again and ``strip_dropped_indent`` takes it back off.
+    dropped_indent: str = ""
 
     @property
     def text(self) -> str:
         """The prompt as one string, for logs and traces (markers indistinguishable)."""
         return "".join(text for text, _ in self.parts)
+
+
+def strip_dropped_indent(text: str, indent: str) -> str | None:
+    """Model output minus the indentation the prompt left out; None when it dedents instead."""
+    if not indent:
+        return text
+    if text.startswith(indent):
+        return text[len(indent) :]
+    first = text.split("\n", 1)[0]
+    if first.strip() or len(first) >= len(indent):
+        return None
+    return text  # still typing the indentation: undecided
 
 
 def _marker(text: str) -> PromptPart:
@@ -85,10 +100,18 @@ def fim_prompt(ctx: CompletionContext, fim: FimTokens, repo_name: str) -> Prompt
 
 
 def prefix_prompt(ctx: CompletionContext, comment: str) -> Prompt:
-    """A file-path comment, then the code: gives a small base model a hint of the language."""
+    """A file-path comment, then the code: gives a small base model a hint of the language.
+
+    A cursor line holding only indentation is left out: models continue a line that ends in
+    spaces badly (the spaces are a rare token), and they write the indentation themselves.
+    """
     above, cursor_line = _split_cursor_line(ctx)
-    parts = [(_text(f"{comment} {ctx.path}\n{above}"), True), (_text(cursor_line), False)]
-    return _build(parts, "prefix", ())
+    dropped = cursor_line if cursor_line and not cursor_line.strip() else ""
+    parts = [(_text(f"{comment} {ctx.path}\n{above}"), True)]
+    if not dropped:
+        parts.append((_text(cursor_line), False))
+    prompt = _build(parts, "prefix", ())
+    return Prompt(prompt.parts, prompt.mode, prompt.stop, prompt.checkpoint_after, dropped)
 
 
 def completion_prompt(

@@ -13,6 +13,7 @@ import codecs
 import contextlib
 import ctypes
 import hashlib
+import io
 import os
 import sys
 import time
@@ -53,7 +54,7 @@ def _log_to_stderr(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
     global _last_level
     level = _last_level if level == 5 else level  # 5 continues the previous message
     _last_level = level
-    if _LOG_ALL or level in (2, 3):
+    if _LOG_ALL or level in (3, 4):  # ggml: 1 debug, 2 info, 3 warn, 4 error
         sys.stderr.write(text.decode("utf-8", "replace"))
         sys.stderr.flush()
 
@@ -222,18 +223,20 @@ class LlamaEngine:
     ) -> None:
         file = check_model_file(path)
         threads = n_threads or default_threads()
+        chatter = io.StringIO()  # llama-cpp-python's verbose prints (Python-level only)
         try:
             # Llama loads the weights and the vocabulary; its own context is kept minimal
             # because we decode in a context of our own with several sequences.
-            self._llm = llama_cpp.Llama(
-                model_path=str(file),
-                n_ctx=MIN_OWN_CTX,
-                n_batch=MIN_OWN_CTX,
-                n_threads=threads,
-                n_threads_batch=threads,
-                n_gpu_layers=n_gpu_layers,
-                verbose=True,
-            )
+            with contextlib.redirect_stderr(chatter):
+                self._llm = llama_cpp.Llama(
+                    model_path=str(file),
+                    n_ctx=MIN_OWN_CTX,
+                    n_batch=MIN_OWN_CTX,
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    n_gpu_layers=n_gpu_layers,
+                    verbose=True,
+                )
             params = llama_cpp.llama_context_default_params()
             params.n_ctx = n_ctx
             params.n_batch = n_batch
