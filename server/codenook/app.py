@@ -54,8 +54,8 @@ class App:
         self.worker.start()
         return self
 
-    def stop(self) -> None:
-        self.worker.stop()
+    def stop(self, timeout: float | None = 5.0) -> None:
+        self.worker.stop(timeout)
 
     def model_settings_changed(self, new: Settings) -> bool:
         keys = (

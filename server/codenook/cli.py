@@ -15,15 +15,19 @@ from codenook import __version__
 from codenook.settings import Settings, describe, parse_settings
 
 
-def _settings_from_args(args: argparse.Namespace) -> tuple[Settings, list[str]]:
+def _raw_settings(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    """The settings given on the command line, as the editor would send them (unparsed)."""
     raw: dict[str, Any] = {}
     if getattr(args, "settings", None):
         try:
             loaded = json.loads(Path(args.settings).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            return Settings(), [f"cannot read settings file {args.settings}: {exc}"]
-        if isinstance(loaded, dict):
-            raw.update(loaded)
+            return {}, [f"cannot read settings file {args.settings}: {exc}"]
+        if not isinstance(loaded, dict):
+            return {}, [f"settings file {args.settings} must hold a JSON object"]
+        if isinstance(loaded.get("codenook"), dict):
+            loaded = loaded["codenook"]
+        raw.update(loaded)
     for item in getattr(args, "set", None) or []:
         key, _, value = item.partition("=")
         try:
@@ -32,7 +36,13 @@ def _settings_from_args(args: argparse.Namespace) -> tuple[Settings, list[str]]:
             raw[key] = value
     if getattr(args, "model", None):
         raw["model.path"] = args.model
-    return parse_settings(raw)
+    return raw, []
+
+
+def _settings_from_args(args: argparse.Namespace) -> tuple[Settings, list[str]]:
+    raw, problems = _raw_settings(args)
+    settings, more = parse_settings(raw)
+    return settings, problems + more
 
 
 def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -49,11 +59,12 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from codenook.lsp.server import make_server
 
-    settings, problems = _settings_from_args(args)
+    raw, problems = _raw_settings(args)
+    problems += parse_settings(raw)[1]
     for problem in problems:
         print(f"codenook: {problem}", file=sys.stderr)
-    override = {k: settings[k] for k in settings.values if settings[k] != Settings()[k]}
-    server = make_server(override)
+    # Command-line settings are pinned: they win over what the editor sends.
+    server = make_server(raw)
     if args.tcp:
         host, _, port = args.tcp.rpartition(":")
         host = host or "127.0.0.1"

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from urllib.parse import unquote
 
 from codenook import languages
 from codenook.context import Budget, CompletionContext, build_completion_context
@@ -20,6 +21,10 @@ from codenook.postprocess import Shape, is_done, postprocess
 from codenook.prompts import Prompt, completion_prompt, strip_dropped_indent
 from codenook.scheduler import EngineWorker, Priority
 from codenook.settings import Settings
+
+
+class NotReady(EngineError):
+    """The model is still loading; not an error worth showing."""
 
 
 @dataclass
@@ -90,9 +95,9 @@ class CompletionCounters:
 
 def display_path(uri: str, roots: list[str]) -> str:
     """Path shown to the model: relative to the workspace root when inside it."""
-    path = uri.removeprefix("file://")
+    path = unquote(uri.removeprefix("file://"))
     for root in roots:
-        root_path = root.removeprefix("file://").rstrip("/")
+        root_path = unquote(root.removeprefix("file://")).rstrip("/")
         if root_path and path.startswith(root_path + "/"):
             return path[len(root_path) + 1 :]
     return PurePosixPath(path).name
@@ -126,7 +131,9 @@ class CompletionService:
         settings = self._settings()
         engine = self._worker.engine
         if engine is None:
-            raise EngineError(self._worker.error or "the model is still loading")
+            if self._worker.error:
+                raise EngineError(self._worker.error)
+            raise NotReady("the model is still loading")
         budget = Budget(
             settings["context.prefixTokens"],
             settings["context.suffixTokens"] if engine.info.fim.has_fim else 0,
@@ -186,9 +193,9 @@ class CompletionService:
         result = await self._worker.generate(request, Priority.COMPLETION, key=snapshot.uri)
         raw = strip_dropped_indent(result.text, prompt.dropped_indent)
         text = postprocess(raw, shape) if raw is not None else ""
-        if result.stop_reason == "time" and "\n" in text:
-            # A budget cut may leave the last line half-written: keep the complete lines.
-            text = text[: text.rfind("\n")].rstrip()
+        if result.stop_reason == "time":
+            # A budget cut may leave the last line half-written: keep complete lines only.
+            text = text[: text.rfind("\n")].rstrip() if "\n" in text else ""
         timings = _timings(result, (context_done - started) * 1000, started)
         if text:
             self._shown[snapshot.uri] = Shown(before, after, text)

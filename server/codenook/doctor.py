@@ -55,7 +55,8 @@ def _model_section(report: Report, settings: Settings) -> ModelInfo | None:
     except EngineError as exc:
         report.problem(str(exc))
         return None
-    report.fact("architecture", f"{info.architecture} ({info.description})")
+    described = f" ({info.description})" if info.description else ""
+    report.fact("architecture", f"{info.architecture}{described}")
     report.fact("size", f"{info.size_bytes / GIB:.2f} GiB, {info.n_params / 1e9:.2f} B params")
     kind = (
         "hybrid (attention + recurrent)"
@@ -73,7 +74,7 @@ def _model_section(report: Report, settings: Settings) -> ModelInfo | None:
         else ("FIM" if fim.has_fim else "prefix-only continuation"),
     )
     report.fact("chat template", "present" if info.chat_template else "missing")
-    report.fact("trained context", f"{info.n_ctx_train} tokens")
+    report.fact("trained context", f"{info.n_ctx_train} tokens" if info.n_ctx_train else "unknown")
     if not fim.has_fim:
         report.problem(
             "the model has no FIM tokens, so completions only see code before the cursor;"
@@ -89,8 +90,8 @@ def _model_section(report: Report, settings: Settings) -> ModelInfo | None:
         )
     if info.is_hybrid or info.is_recurrent:
         report.lines.append(
-            "  note: recurrent state cannot be rewound; each edit before the end of the"
-            " previous prompt re-reads the prompt until recurrent checkpoints are enabled"
+            "  note: recurrent state cannot be rewound; codenook keeps checkpoints of it"
+            f" (engine.checkpointMemoryMiB = {settings['engine.checkpointMemoryMiB']})"
         )
     return info
 

@@ -105,10 +105,11 @@ class EngineWorker:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> EngineWorker:
+        self._publish()  # "loading": clients can show it while a big model maps in
         self._thread.start()
         return self
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float | None = 5.0) -> None:
         with self._cv:
             self._stopping = True
             for job in self._queue:

@@ -38,7 +38,7 @@ SPECS: tuple[SettingSpec, ...] = (
         "model.threads",
         int,
         0,
-        "CPU threads for decoding; 0 lets llama.cpp choose (usually the physical cores).",
+        "CPU threads for decoding; 0 picks all cores up to 4, else half of them (at least 4).",
         0,
         1024,
     ),

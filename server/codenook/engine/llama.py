@@ -128,7 +128,8 @@ def _model_info(llm: llama_cpp.Llama, file: Path, n_ctx: int) -> ModelInfo:
         size_bytes=file.stat().st_size,
         n_params=int(llama_cpp.llama_model_n_params(model)),
         n_vocab=int(llama_cpp.llama_vocab_n_tokens(vocab)),
-        n_ctx_train=int(llama_cpp.llama_model_n_ctx_train(model)),
+        n_ctx_train=int(llama_cpp.llama_model_n_ctx_train(model))
+        or int(meta.get(f"{meta.get('general.architecture', '')}.context_length", 0) or 0),
         n_ctx=n_ctx,
         is_recurrent=bool(llama_cpp.llama_model_is_recurrent(model)),
         is_hybrid=bool(llama_cpp.llama_model_is_hybrid(model)),
@@ -420,14 +421,20 @@ class LlamaEngine:
         self.counters.prompt_tokens += len(tokens)
         self.counters.cached_tokens += cached
         hybrid = self.info.needs_checkpoints and self.prefix_cache
+        budget = request.time_budget_s
         for end in segment_ends(cached, len(tokens), checkpoints, self._n_batch):
-            if cancelled():
+            over_time = budget is not None and time.perf_counter() - started > budget
+            if cancelled() or over_time:
+                # What was read stays resident (and checkpointed): the next request for
+                # this prompt continues from here instead of starting over.
                 if hybrid and len(lane.resident) >= MIN_CHUNK:
                     self._save_checkpoint(lane, tokens, len(lane.resident))
                 result.prefilled_tokens = len(lane.resident) - cached
                 self.counters.prefilled_tokens += result.prefilled_tokens
-                result.stop_reason = "cancelled"
-                self.counters.cancelled += 1
+                result.prefill_s = time.perf_counter() - started
+                result.stop_reason = "time" if over_time and not cancelled() else "cancelled"
+                if result.stop_reason == "cancelled":
+                    self.counters.cancelled += 1
                 return result
             self._decode(lane, tokens[len(lane.resident) : end])
             lane.resident.extend(tokens[len(lane.resident) : end])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Any
 
 from lsprotocol import types
@@ -17,7 +18,7 @@ from pygls.lsp.server import LanguageServer
 
 from codenook import __version__
 from codenook.app import App
-from codenook.completion import Suggestion
+from codenook.completion import NotReady, Suggestion
 from codenook.documents import DocumentError, DocumentStore
 from codenook.engine import EngineError
 from codenook.positions import Encoding, PositionError
@@ -79,11 +80,22 @@ class CodenookServer(LanguageServer):
                 self.start_engine()
 
     def start_engine(self) -> None:
-        if self.app is not None:
-            self.app.stop()
+        """(Re)load the model. The old engine is fully stopped before the new one loads, in a
+        helper thread, so two big models are never in memory at once and the event loop never
+        waits; requests made meanwhile queue on the new engine."""
+        old = self.app
         self._told = {m for m in self._told if not m.startswith("model")}
         self.app = App(self.settings, roots=self.roots, on_status=self._status_from_thread)
-        self.app.start()
+        new = self.app
+        if old is None:
+            new.start()
+            return
+
+        def replace() -> None:
+            old.stop(timeout=None)
+            new.start()
+
+        threading.Thread(target=replace, name="codenook-reload", daemon=True).start()
 
     def _status_from_thread(self, status: Status) -> None:
         if self._loop is not None and not self._loop.is_closed():
@@ -130,9 +142,24 @@ def _has_loop() -> bool:
 
 
 @server.feature(types.INITIALIZED)
-def initialized(ls: CodenookServer, params: types.InitializedParams) -> None:
+async def initialized(ls: CodenookServer, params: types.InitializedParams) -> None:
     if ls._loop is None:
-        ls._loop = asyncio.get_event_loop()
+        ls._loop = asyncio.get_running_loop()
+    workspace_caps = ls.client_capabilities.workspace
+    if workspace_caps is not None and workspace_caps.configuration:
+        # Clients that keep settings in their own store (VS Code) answer this; the model
+        # path may be there rather than in initializationOptions.
+        try:
+            items = await asyncio.wait_for(
+                ls.workspace_configuration_async(
+                    types.ConfigurationParams(items=[types.ConfigurationItem(section="codenook")])
+                ),
+                timeout=5,
+            )
+            if items and isinstance(items[0], dict) and items[0]:
+                ls.apply_settings(items[0])
+        except Exception as exc:
+            ls.log(f"workspace/configuration at start-up failed: {exc}")
     ls.start_engine()
 
 
@@ -241,6 +268,8 @@ async def inline_completion(
         suggestion = await ls.app.completions.complete(snapshot, offset)
     except (Superseded, Cancelled):
         return empty
+    except NotReady:
+        return empty  # the status notification already says "loading"
     except EngineError as exc:
         if ls.app.worker.error is None:
             ls.tell(f"completion failed: {exc}", types.MessageType.Warning)
