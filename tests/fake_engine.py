@@ -11,6 +11,7 @@ from codenook.engine import (
     GenerationRequest,
     GenerationResult,
     ModelInfo,
+    Step,
 )
 
 INFO = ModelInfo(
@@ -32,8 +33,9 @@ INFO = ModelInfo(
 class FakeEngine:
     """Emits ``reply`` one character per step; each step waits until ``gate`` allows it.
 
-    ``started`` records prompts in the order the engine began them, which is what priority and
-    supersession tests need to observe.
+    ``started`` records prompts in the order the engine began them and ``steps`` every
+    (prompt, character) emitted, which is what priority, pre-emption and supersession tests
+    need to observe.
     """
 
     def __init__(self, reply: str = "abcdef", step_s: float = 0.0) -> None:
@@ -42,6 +44,7 @@ class FakeEngine:
         self.reply = reply
         self.step_s = step_s
         self.started: list[str] = []
+        self.steps: list[tuple[str, str]] = []
         self.gate = threading.Event()
         self.gate.set()
         self.running = threading.Event()
@@ -51,29 +54,44 @@ class FakeEngine:
         return list(text.encode("utf-8"))
 
     def generate(
-        self, request: GenerationRequest, cancelled: Callable[[], bool]
+        self, request: GenerationRequest, cancelled: Callable[[], bool], lane: int = 0
     ) -> GenerationResult:
+        steps = self.start(request, cancelled, lane)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value
+
+    def start(
+        self, request: GenerationRequest, cancelled: Callable[[], bool], lane: int = 0
+    ) -> Step:
+        return self._run(request, cancelled)
+
+    def _run(self, request: GenerationRequest, cancelled: Callable[[], bool]) -> Step:
         prompt = request.prompt
-        self.started.append(prompt if isinstance(prompt, str) else "".join(p for p, _ in prompt))
+        name = prompt if isinstance(prompt, str) else "".join(p for p, _ in prompt)
+        self.started.append(name)
         self.counters.requests += 1
-        self.running.set()
         text = ""
-        try:
-            for ch in self.reply[: request.max_tokens]:
-                while not self.gate.wait(0.01):
-                    if cancelled():
-                        break
+        for ch in self.reply[: request.max_tokens]:
+            self.running.set()
+            while not self.gate.wait(0.01):
                 if cancelled():
-                    self.counters.cancelled += 1
-                    return GenerationResult(text, "cancelled", generated_tokens=len(text))
-                if self.step_s:
-                    threading.Event().wait(self.step_s)
-                text += ch
-                if request.on_text:
-                    request.on_text(ch)
-            return GenerationResult(text, "length", generated_tokens=len(text))
-        finally:
+                    break
+            if cancelled():
+                self.counters.cancelled += 1
+                self.running.clear()
+                return GenerationResult(text, "cancelled", generated_tokens=len(text))
+            if self.step_s:
+                threading.Event().wait(self.step_s)
+            text += ch
+            self.steps.append((name, ch))
+            if request.on_text:
+                request.on_text(ch)
             self.running.clear()
+            yield
+        return GenerationResult(text, "length", generated_tokens=len(text))
 
     def close(self) -> None:
         self.closed = True

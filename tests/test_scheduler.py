@@ -139,3 +139,47 @@ async def test_status_reports_queue_and_state(engine: FakeEngine, worker: Engine
     worker.submit(GenerationRequest("c"), Priority.AGENT).done.wait(5)
     done.set()
     assert worker.status().queue_length == 0
+
+
+async def test_completion_preempts_a_long_job_which_resumes_where_it_was() -> None:
+    engine = FakeEngine(reply="0123456789", step_s=0.02)
+    worker = EngineWorker(lambda: engine).start()
+    try:
+        assert worker.wait_loaded(5)
+        agent = worker.submit(GenerationRequest("agent", max_tokens=10), Priority.AGENT)
+        while len(engine.steps) < 3:
+            await anyio.sleep(0.005)
+        result = await worker.generate(
+            GenerationRequest("keystroke", max_tokens=3), Priority.COMPLETION, key="doc"
+        )
+        assert result.text == "012"
+        assert not agent.done.is_set(), "the completion was answered before the long job ended"
+        assert agent.done.wait(5)
+        assert agent.result is not None and agent.result.text == "0123456789"
+        # The agent began once (its prompt was not read again) and the keystroke ran inside it.
+        assert engine.started == ["agent", "keystroke"]
+        owners = [name for name, _ in engine.steps]
+        first_key = owners.index("keystroke")
+        assert first_key > 0 and "agent" in owners[first_key + 3 :]
+        assert worker.preemptions == 1
+    finally:
+        worker.stop()
+
+
+async def test_same_lane_jobs_wait_and_speculation_yields_to_keystrokes() -> None:
+    engine = FakeEngine(reply="0123456789", step_s=0.02)
+    worker = EngineWorker(lambda: engine).start()
+    try:
+        assert worker.wait_loaded(5)
+        guess = worker.submit(GenerationRequest("guess", max_tokens=10), Priority.SPECULATIVE)
+        while not engine.steps:
+            await anyio.sleep(0.005)
+        result = await worker.generate(
+            GenerationRequest("keystroke", max_tokens=2), Priority.COMPLETION, key="doc"
+        )
+        assert result.text == "01"
+        assert guess.done.wait(5)
+        assert guess.result is not None and guess.result.stop_reason == "cancelled"
+        assert worker.preemptions == 0
+    finally:
+        worker.stop()

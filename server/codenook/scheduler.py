@@ -3,8 +3,11 @@
 Async callers (LSP handlers, the CLI) ``await worker.generate(...)``. The request becomes a
 job; the engine thread runs the most urgent job first. Two rules keep an editor responsive:
 a newer job with the same ``key`` (one document's completion) supersedes the older one, which is
-dropped if it has not started and cancelled between tokens if it has; and a cancelled caller
-(``$/cancelRequest``) cancels its job the same way, so the engine is free within one token.
+dropped if it has not started and cancelled between tokens if it has; a cancelled caller
+(``$/cancelRequest``) cancels its job the same way, so the engine is free within one token;
+and a long job (code action, agent step) is parked at a token boundary when a more urgent one
+arrives, then resumed where it stopped: it runs in its own llama.cpp sequence ("lane"), so its
+state survives the interruption and its prompt is not read again.
 The async side waits on a ``threading.Event`` through ``anyio.to_thread`` so the engine thread
 never blocks on the event loop.
 """
@@ -23,7 +26,7 @@ from typing import Literal
 
 import anyio
 
-from codenook.engine import Engine, EngineError, GenerationRequest, GenerationResult
+from codenook.engine import Engine, EngineError, GenerationRequest, GenerationResult, Step
 
 
 class Priority(enum.IntEnum):
@@ -37,6 +40,11 @@ class Priority(enum.IntEnum):
 
 
 EngineState = Literal["idle", "loading", "generating", "failed", "stopped"]
+
+
+def lane_of(priority: Priority) -> int:
+    """Interactive work shares lane 0; long work gets lane 1 so it can be parked there."""
+    return 0 if priority in (Priority.COMPLETION, Priority.HOVER, Priority.SPECULATIVE) else 1
 
 
 class Superseded(Exception):
@@ -67,6 +75,7 @@ class Job:
     done: threading.Event = field(default_factory=threading.Event)
     _cancel: threading.Event = field(default_factory=threading.Event)
     superseded: bool = False
+    started: float = 0.0
 
     def cancel(self, *, superseded: bool = False) -> None:
         self.superseded = self.superseded or superseded
@@ -99,6 +108,9 @@ class EngineWorker:
         self._error: str | None = None
         self._last_tps = 0.0
         self._loaded = threading.Event()
+        self._parked: dict[int, Job] = {}  # lane -> job paused for a more urgent one
+        self._steps: dict[int, Step] = {}  # job seq -> its paused generation
+        self.preemptions = 0
         self.engine: Engine | None = None
         self._thread = threading.Thread(target=self._run, name="codenook-engine", daemon=True)
 
@@ -116,6 +128,8 @@ class EngineWorker:
                 job.cancel()
             if self._current is not None:
                 self._current.cancel()
+            for job in self._parked.values():
+                job.cancel()
             self._cv.notify_all()
         self._thread.join(timeout)
 
@@ -129,7 +143,8 @@ class EngineWorker:
 
     def status(self) -> Status:
         with self._cv:
-            return Status(self._state, len(self._queue), self._last_tps, self._error)
+            waiting = len(self._queue) + len(self._parked)
+            return Status(self._state, waiting, self._last_tps, self._error)
 
     _current: Job | None = None
 
@@ -178,16 +193,27 @@ class EngineWorker:
                 self._on_status(self.status())
 
     def _next_job(self) -> Job | None:
+        """The most urgent runnable job: queued, or parked and waiting to resume.
+
+        A queued job whose lane holds a parked job waits for it (one sequence per lane).
+        """
         with self._cv:
             while True:
                 if self._stopping:
                     return None
-                while self._queue:
-                    job = heapq.heappop(self._queue)
-                    if job.cancelled:
-                        job.result = GenerationResult("", "cancelled")
-                        job.done.set()
-                        continue
+                for dropped in [j for j in self._queue if j.cancelled]:
+                    self._queue.remove(dropped)
+                    dropped.result = GenerationResult("", "cancelled")
+                    dropped.done.set()
+                heapq.heapify(self._queue)
+                busy = {lane_of(j.priority) for j in self._parked.values()}
+                candidates = [j for j in self._queue if lane_of(j.priority) not in busy]
+                candidates += list(self._parked.values())
+                if candidates:
+                    job = min(candidates)
+                    if job in self._queue:
+                        self._queue.remove(job)
+                        heapq.heapify(self._queue)
                     self._current = job
                     self._state = "generating"
                     return job
@@ -218,22 +244,52 @@ class EngineWorker:
                     self._state = "idle" if not self._stopping else "stopped"
                 self._publish()
         finally:
+            for job in self._parked.values():
+                job.error = Cancelled("engine stopped")
+                job.done.set()
             engine, self.engine = self.engine, None
             if engine is not None:
                 engine.close()
 
+    def _urgent_waiting(self, job: Job) -> Job | None:
+        with self._cv:
+            waiting = [j for j in self._queue if not j.cancelled and j.priority < job.priority]
+            return min(waiting) if waiting else None
+
     def _execute(self, job: Job) -> None:
+        """Drive a job token by token; park it when a more urgent job needs the engine."""
         assert self.engine is not None
-        queued = time.perf_counter() - job.submitted
+        lane = lane_of(job.priority)
+        steps = self._steps.pop(job.seq, None)
+        if steps is None:
+            job.started = time.perf_counter()
+            steps = self.engine.start(job.request, lambda: job.cancelled, lane)
+        else:
+            with self._cv:
+                self._parked.pop(lane, None)
         try:
-            job.result = self.engine.generate(job.request, lambda: job.cancelled)
-            job.result.queued_s = queued
+            while True:
+                next(steps)
+                urgent = self._urgent_waiting(job)
+                if urgent is None:
+                    continue
+                if lane_of(urgent.priority) != lane:
+                    # Its own sequence keeps the job's state: resume later where it stopped.
+                    with self._cv:
+                        self._parked[lane] = job
+                        self._steps[job.seq] = steps
+                        self.preemptions += 1
+                    return
+                if job.priority == Priority.SPECULATIVE:
+                    job.cancel()  # a guess is not worth delaying a keystroke
+        except StopIteration as done:
+            job.result = done.value
+            job.result.queued_s = job.started - job.submitted
             if job.result.generated_tokens and job.result.decode_s > 0:
                 self._last_tps = job.result.tokens_per_s
         except Exception as exc:
             job.error = exc if isinstance(exc, EngineError) else EngineError(str(exc))
-        finally:
-            job.done.set()
+        job.done.set()
 
     def _fail_forever(self) -> None:
         """Without a model every job fails at once with the load error."""

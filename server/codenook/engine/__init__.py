@@ -8,7 +8,7 @@ them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -136,6 +136,10 @@ class EngineCounters:
     checkpoint_saves: int = 0
 
 
+# A generation in progress: yields between prefill chunks and tokens, returns its result.
+Step = Generator[None, None, "GenerationResult"]
+
+
 class Engine(Protocol):
     """A loaded model owned by one thread: every call except ``tokenize`` runs on that thread."""
 
@@ -147,7 +151,13 @@ class Engine(Protocol):
         ...
 
     def generate(
-        self, request: GenerationRequest, cancelled: Callable[[], bool]
+        self, request: GenerationRequest, cancelled: Callable[[], bool], lane: int = 0
     ) -> GenerationResult: ...
+
+    def start(
+        self, request: GenerationRequest, cancelled: Callable[[], bool], lane: int = 0
+    ) -> Step:
+        """The same generation, step by step; a paused one keeps its lane's state intact."""
+        ...
 
     def close(self) -> None: ...

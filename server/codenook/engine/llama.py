@@ -32,6 +32,7 @@ from codenook.engine import (
     GenerationRequest,
     GenerationResult,
     ModelInfo,
+    Step,
     StopReason,
     prompt_parts,
 )
@@ -201,9 +202,6 @@ class _Lane:
     exact: bool = True
     # Position where the next generated token goes (prompt + generated so far).
     position: int = 0
-
-
-Step = Generator[None, None, GenerationResult]
 
 
 class LlamaEngine:
