@@ -18,7 +18,12 @@ from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 SERVER = [sys.executable, "-m", "codenook", "serve"]
 ROOT = Path(__file__).parent / "workspace"
-FAST = {"completion": {"maxTokens": 24, "timeBudgetMs": 20000}, "model": {"batchSize": 64}}
+# Speculation is off except in its own test: its background engine requests would blur the
+# counters the other tests read.
+FAST = {
+    "completion": {"maxTokens": 24, "timeBudgetMs": 20000, "speculative": False},
+    "model": {"batchSize": 64},
+}
 
 PY = '''import os
 
@@ -283,3 +288,41 @@ async def test_typing_what_the_suggestion_shows_needs_no_model_call(client: Lang
         after["completionCounters"]["typedThrough"] - before["completionCounters"]["typedThrough"]
     )
     assert typed == 2
+
+
+async def test_accepting_a_suggestion_is_answered_from_the_speculative_guess(
+    client: LanguageClient,
+):
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"codenook": {"completion.speculative": True}})
+    )
+    text = "def square(x: int) -> int:\n    return "
+    uri = await _open(client, "spec.py", text, "python")
+    end = _end(text)
+    before = await _stats(client)
+    (suggestion,) = await _complete(client, uri, end)
+    # Wait for the background guess (one more engine request) to finish.
+    for _ in range(400):
+        stats = await _stats(client)
+        if stats["completionCounters"]["speculated"] > before["completionCounters"]["speculated"]:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        pytest.skip("the model had nothing to add after its own suggestion")
+    engine_requests = stats["counters"]["requests"]
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(range=types.Range(end, end), text=suggestion)
+            ],
+        )
+    )
+    lines = (text + suggestion).split("\n")
+    items = await _complete(client, uri, types.Position(len(lines) - 1, len(lines[-1])))
+    assert len(items) == 1 and items[0]
+    after = await _stats(client)
+    hits = after["completionCounters"]["speculativeHits"]
+    assert hits == before["completionCounters"]["speculativeHits"] + 1
+    # No model call for the accepted-and-continued request (a new guess may have started).
+    assert after["counters"]["requests"] <= engine_requests + 1

@@ -7,6 +7,7 @@ request per document wins) -> post-processing (pure). Each step's cost is record
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,11 +16,11 @@ from urllib.parse import unquote
 
 from codenook import languages
 from codenook.context import Budget, CompletionContext, build_completion_context
-from codenook.documents import Snapshot
+from codenook.documents import Document, Snapshot
 from codenook.engine import EngineError, GenerationRequest, GenerationResult
 from codenook.postprocess import Shape, is_done, postprocess
 from codenook.prompts import Prompt, completion_prompt, strip_dropped_indent
-from codenook.scheduler import EngineWorker, Priority
+from codenook.scheduler import Cancelled, EngineWorker, Priority, Superseded
 from codenook.settings import Settings
 
 
@@ -89,7 +90,9 @@ def typed_through(shown: Shown, before: str, after: str) -> str | None:
 @dataclass
 class CompletionCounters:
     requests: int = 0
-    typed_through: int = 0
+    typed_through: int = 0  # answered from the suggestion on screen
+    speculative_hits: int = 0  # answered from the guess made for after an acceptance
+    speculated: int = 0  # guesses computed
     empty: int = 0
 
 
@@ -114,11 +117,14 @@ class CompletionService:
         self._settings = settings
         self._roots = roots
         self._shown: dict[str, Shown] = {}
+        self._speculated: dict[str, Shown] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self.counters = CompletionCounters()
 
     def forget(self, uri: str) -> None:
         """Drop what we remember of a closed document."""
         self._shown.pop(uri, None)
+        self._speculated.pop(uri, None)
 
     def _count(self, text: str) -> int:
         engine = self._worker.engine
@@ -166,19 +172,42 @@ class CompletionService:
         """A post-processed suggestion at ``offset``; raises Superseded/Cancelled/EngineError.
 
         ``reuse_shown=False`` always asks the model (``codenook complete --repeat`` measures
-        the warm engine, not the typed-through shortcut).
+        the warm engine, not the typed-through shortcut) and does not speculate.
         """
         started = time.perf_counter()
         self.counters.requests += 1
         before, after = snapshot.text[:offset], snapshot.text[offset:]
-        shown = self._shown.get(snapshot.uri)
-        rest = typed_through(shown, before, after) if shown and reuse_shown else None
-        if rest is not None:
-            self.counters.typed_through += 1
-            total_ms = (time.perf_counter() - started) * 1000
-            return Suggestion(
-                rest, rest, None, None, Timings(total_ms=total_ms, stop_reason="typed-through")
-            )
+        if reuse_shown:
+            for memory, counter in (
+                (self._shown, "typed_through"),
+                (self._speculated, "speculative_hits"),
+            ):
+                shown = memory.get(snapshot.uri)
+                rest = typed_through(shown, before, after) if shown else None
+                if rest is None:
+                    continue
+                setattr(self.counters, counter, getattr(self.counters, counter) + 1)
+                if memory is self._speculated:
+                    # The user accepted the previous suggestion: the guess is now what shows.
+                    self._shown[snapshot.uri] = self._speculated.pop(snapshot.uri)
+                    self._speculate(snapshot.uri, before, after, rest)
+                total_ms = (time.perf_counter() - started) * 1000
+                timings = Timings(total_ms=total_ms, stop_reason="typed-through")
+                return Suggestion(rest, rest, None, None, timings)
+        self._speculated.pop(snapshot.uri, None)
+        suggestion = await self._ask_model(snapshot, offset, Priority.COMPLETION, started)
+        if suggestion.text:
+            self._shown[snapshot.uri] = Shown(before, after, suggestion.text)
+            if reuse_shown:
+                self._speculate(snapshot.uri, before, after, suggestion.text)
+        else:
+            self._shown.pop(snapshot.uri, None)
+            self.counters.empty += 1
+        return suggestion
+
+    async def _ask_model(
+        self, snapshot: Snapshot, offset: int, priority: Priority, started: float
+    ) -> Suggestion:
         prompt, shape, ctx = self.prepare(snapshot, offset)
         context_done = time.perf_counter()
         settings = self._settings()
@@ -190,19 +219,38 @@ class CompletionService:
             until=lambda text: _done(text, prompt, shape),
             checkpoint_after=prompt.checkpoint_after,
         )
-        result = await self._worker.generate(request, Priority.COMPLETION, key=snapshot.uri)
+        # Speculation shares the document's key: the next real request supersedes it.
+        result = await self._worker.generate(request, priority, key=snapshot.uri)
         raw = strip_dropped_indent(result.text, prompt.dropped_indent)
         text = postprocess(raw, shape) if raw is not None else ""
         if result.stop_reason == "time":
             # A budget cut may leave the last line half-written: keep complete lines only.
             text = text[: text.rfind("\n")].rstrip() if "\n" in text else ""
         timings = _timings(result, (context_done - started) * 1000, started)
-        if text:
-            self._shown[snapshot.uri] = Shown(before, after, text)
-        else:
-            self._shown.pop(snapshot.uri, None)
-            self.counters.empty += 1
         return Suggestion(text, result.text, prompt, ctx, timings)
+
+    def _speculate(self, uri: str, before: str, after: str, shown: str) -> None:
+        """Compute, at the lowest priority, the suggestion that follows once ``shown`` is
+        accepted, so accepting and continuing costs no wait (llama.vim's speculative FIM)."""
+        if not self._settings()["completion.speculative"]:
+            return
+        accepted = before + shown
+
+        async def guess() -> None:
+            doc = Document(uri, accepted + after, -1)
+            try:
+                result = await self._ask_model(
+                    doc.snapshot(), len(accepted), Priority.SPECULATIVE, time.perf_counter()
+                )
+            except (EngineError, Superseded, Cancelled):
+                return
+            if result.text:
+                self._speculated[uri] = Shown(accepted, after, result.text)
+                self.counters.speculated += 1
+
+        task = asyncio.get_running_loop().create_task(guess())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
 
 def _done(text: str, prompt: Prompt, shape: Shape) -> bool:

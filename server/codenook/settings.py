@@ -67,6 +67,12 @@ SPECS: tuple[SettingSpec, ...] = (
         1 << 20,
     ),
     SettingSpec("completion.enabled", bool, True, "Answer textDocument/inlineCompletion."),
+    SettingSpec(
+        "completion.speculative",
+        bool,
+        True,
+        "After showing a suggestion, compute the next one as if it were accepted (idle time).",
+    ),
     SettingSpec("completion.maxTokens", int, 64, "Most tokens generated per suggestion.", 1, 2048),
     SettingSpec("completion.maxLines", int, 8, "Most lines in a multi-line suggestion.", 1, 200),
     SettingSpec(

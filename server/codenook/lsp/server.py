@@ -306,6 +306,8 @@ def stats(ls: CodenookServer, params: Any) -> dict[str, Any]:
         "completionCounters": {
             "requests": ls.app.completions.counters.requests,
             "typedThrough": ls.app.completions.counters.typed_through,
+            "speculativeHits": ls.app.completions.counters.speculative_hits,
+            "speculated": ls.app.completions.counters.speculated,
             "empty": ls.app.completions.counters.empty,
         },
         "lastCompletion": ls.last_completion,
