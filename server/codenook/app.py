@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from codenook.assist import AssistService
 from codenook.completion import CompletionService
 from codenook.engine import Engine, EngineError
 from codenook.models import NoModel, resolve_model_path
@@ -49,6 +50,7 @@ class App:
         self.settings = settings
         self.worker = EngineWorker(loader or model_loader(settings), on_status)
         self.completions = CompletionService(self.worker, lambda: self.settings, roots)
+        self.assist = AssistService(self.worker, lambda: self.settings)
 
     def start(self) -> App:
         self.worker.start()

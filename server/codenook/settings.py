@@ -83,6 +83,21 @@ SPECS: tuple[SettingSpec, ...] = (
         50,
         600000,
     ),
+    SettingSpec("hover.enabled", bool, True, "Explain functions and classes on hover."),
+    SettingSpec(
+        "hover.timeBudgetMs",
+        int,
+        2500,
+        "Longest a hover waits for its explanation; after that it shows the signature alone"
+        " and the explanation is ready for the next hover.",
+        0,
+        600000,
+    ),
+    SettingSpec("hover.maxTokens", int, 96, "Most tokens in a hover explanation.", 8, 2048),
+    SettingSpec("actions.enabled", bool, True, "Offer model-backed refactors and fixes."),
+    SettingSpec(
+        "actions.maxTokens", int, 768, "Most tokens a refactor or fix may generate.", 16, 32768
+    ),
     SettingSpec(
         "context.prefixTokens",
         int,

@@ -9,23 +9,36 @@ know about (no model, bad settings, a file too large to complete) are shown once
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
+import uuid
 from typing import Any
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcContentModified, JsonRpcException
 from pygls.lsp.server import LanguageServer
 
 from codenook import __version__
+from codenook.actions import KINDS, ActionError, reindent, validate
 from codenook.app import App
-from codenook.completion import NotReady, Suggestion
+from codenook.completion import NotReady, Suggestion, display_path
 from codenook.documents import DocumentError, DocumentStore
 from codenook.engine import EngineError
 from codenook.positions import Encoding, PositionError
 from codenook.scheduler import Cancelled, Status, Superseded
 from codenook.settings import Settings, parse_settings
+from codenook.streaming import Edit, EditStream, run_stream
 
 log = logging.getLogger(__name__)
+
+
+class JsonRpcRequestFailed(JsonRpcException):
+    """LSP's RequestFailed (-32803): the request was valid but could not be carried out."""
+
+    CODE = -32803
+    MESSAGE = "Request Failed"
+
 
 STATUS_NOTIFICATION = "codenook/status"
 STATS_REQUEST = "codenook/stats"
@@ -41,6 +54,7 @@ class CodenookServer(LanguageServer):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._told: set[str] = set()
         self.last_completion: dict[str, Any] | None = None
+        self.last_hover: dict[str, Any] | None = None
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -311,7 +325,224 @@ def stats(ls: CodenookServer, params: Any) -> dict[str, Any]:
             "empty": ls.app.completions.counters.empty,
         },
         "lastCompletion": ls.last_completion,
+        "lastHover": ls.last_hover,
+        "hoverCacheHits": ls.app.assist.hover_cache.hits,
     }
+
+
+# -- code actions ------------------------------------------------------------------------------
+
+RUN_ACTION = "codenook.runAction"
+
+
+@server.feature(
+    types.TEXT_DOCUMENT_CODE_ACTION,
+    types.CodeActionOptions(
+        code_action_kinds=[
+            types.CodeActionKind.QuickFix,
+            types.CodeActionKind.RefactorRewrite,
+            types.CodeActionKind.RefactorExtract,
+        ]
+    ),
+)
+def code_action(ls: CodenookServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+    """Offer fixes and refactors at once; the model runs only when one is picked."""
+    doc = ls.documents.find(params.text_document.uri)
+    if ls.app is None or doc is None or not ls.settings["actions.enabled"]:
+        return []
+    base = {
+        "uri": doc.uri,
+        "version": doc.version,
+        "range": _range_json(params.range),
+    }
+    actions = []
+    for diagnostic in params.context.diagnostics:
+        title = KINDS["fix"].title.format(message=diagnostic.message.split("\n", 1)[0][:80])
+        args = {
+            **base,
+            "action": "fix",
+            "message": diagnostic.message,
+            "range": _range_json(diagnostic.range),
+        }
+        actions.append(
+            types.CodeAction(
+                title=title,
+                kind=types.CodeActionKind.QuickFix,
+                diagnostics=[diagnostic],
+                command=types.Command(title=title, command=RUN_ACTION, arguments=[args]),
+            )
+        )
+    only = params.context.only
+    for key in ("rewrite", "extract", "docstring", "annotate", "instruct"):
+        kind = KINDS[key]
+        if only and not any(kind.lsp_kind.startswith(str(o)) for o in only):
+            continue
+        actions.append(
+            types.CodeAction(
+                title=f"codenook: {kind.title}",
+                kind=kind.lsp_kind,
+                command=types.Command(
+                    title=kind.title, command=RUN_ACTION, arguments=[{**base, "action": key}]
+                ),
+            )
+        )
+    return actions
+
+
+def _range_json(rng: types.Range) -> dict[str, Any]:
+    return {
+        "start": {"line": rng.start.line, "character": rng.start.character},
+        "end": {"line": rng.end.line, "character": rng.end.character},
+    }
+
+
+def _offsets(doc_lines: Any, rng: dict[str, Any], encoding: Encoding) -> tuple[int, int]:
+    start = doc_lines.offset(rng["start"]["line"], rng["start"]["character"], encoding)
+    end = doc_lines.offset(rng["end"]["line"], rng["end"]["character"], encoding)
+    return start, end
+
+
+async def _wait_for_version(ls: CodenookServer, uri: str, version: int, timeout: float) -> bool:
+    """Wait until the client's didChange for our edit has arrived (version moved past)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        doc = ls.documents.find(uri)
+        if doc is None:
+            return False
+        if doc.version != version:
+            return True
+        await asyncio.sleep(0.005)
+    return False
+
+
+@server.command(RUN_ACTION)
+async def run_action(ls: CodenookServer, args: Any) -> dict[str, Any]:
+    """Stream the model's replacement into the document; see ``streaming.run_stream``."""
+    raw = args[0] if isinstance(args, list | tuple) and args else args
+    spec = raw._asdict() if hasattr(raw, "_asdict") else dict(raw or {})
+    spec = json.loads(json.dumps(spec, default=lambda o: o._asdict()))
+    if ls.app is None:
+        raise JsonRpcRequestFailed("codenook: the model is not loaded")
+    doc = ls.documents.find(spec.get("uri", ""))
+    if doc is None:
+        raise JsonRpcRequestFailed("codenook: the document is not open")
+    if spec.get("version") is not None and spec["version"] != doc.version:
+        raise JsonRpcContentModified("codenook: the document changed; ask for the action again")
+    snapshot = doc.snapshot()
+    try:
+        start, end = _offsets(snapshot.lines, spec["range"], ls.encoding)
+        plan = ls.app.assist.plan(
+            snapshot,
+            start,
+            end,
+            spec.get("action", ""),
+            display_path(doc.uri, ls.roots()),
+            message=spec.get("message", ""),
+            instruction=spec.get("instruction", ""),
+        )
+    except (ActionError, PositionError, KeyError, TypeError) as exc:
+        raise JsonRpcRequestFailed(f"codenook: {exc}") from exc
+    except EngineError as exc:
+        raise JsonRpcRequestFailed(f"codenook: {exc}") from exc
+    token = f"codenook-{uuid.uuid4()}"
+    progress = ls.work_done_progress
+    await progress.create_async(token)
+    progress.begin(
+        token,
+        types.WorkDoneProgressBegin(
+            title=f"codenook: {plan.kind.title.format(message='problem')}",
+            cancellable=True,
+            message="generating…",
+        ),
+    )
+    state = {"version": doc.version, "expected": snapshot.text}
+
+    async def apply(edit: Edit) -> bool:
+        current = ls.documents.find(doc.uri)
+        if current is None or current.version != state["version"]:
+            return False
+        if current.text != state["expected"]:
+            return False
+        lines = current.lines
+        rng = _to_range(lines, edit.start, edit.end, ls.encoding)
+        text_edit = types.TextEdit(range=rng, new_text=edit.text)
+        workspace_edit = types.WorkspaceEdit(
+            document_changes=[
+                types.TextDocumentEdit(
+                    text_document=types.OptionalVersionedTextDocumentIdentifier(
+                        uri=doc.uri, version=current.version
+                    ),
+                    edits=[text_edit],
+                )
+            ]
+        )
+        expected = edit.apply(current.text)
+        result = await ls.workspace_apply_edit_async(
+            types.ApplyWorkspaceEditParams(edit=workspace_edit, label="codenook")
+        )
+        if not result.applied:
+            return False
+        if not await _wait_for_version(ls, doc.uri, current.version, 5.0):
+            return False
+        after = ls.documents.find(doc.uri)
+        if after is None or after.text != expected:
+            return False  # the user typed between our edit and its didChange
+        state["version"], state["expected"] = after.version, after.text
+        progress.report(
+            token, types.WorkDoneProgressReport(message=f"{edit.text.count(chr(10)) + 1} line(s)")
+        )
+        return True
+
+    def cancelled() -> bool:
+        future = progress.tokens.get(token)
+        return future is not None and future.cancelled()
+
+    stream = EditStream(plan.region.start, plan.original)
+    try:
+        outcome = await run_stream(
+            ls.app.assist.stream(plan),
+            stream,
+            apply,
+            lambda lines: reindent(lines, plan.original),
+            lambda text: validate(snapshot, plan.region, text),
+            cancelled,
+        )
+    except EngineError as exc:
+        restore = stream.restore()
+        if restore is not None:
+            await apply(restore)
+        progress.end(token, types.WorkDoneProgressEnd(message=f"failed: {exc}"))
+        raise JsonRpcRequestFailed(f"codenook: {exc}") from exc
+    progress.end(token, types.WorkDoneProgressEnd(message=outcome.status))
+    if outcome.status in ("rejected", "stopped"):
+        ls.tell(outcome.message, types.MessageType.Warning, once=False)
+    return {
+        "status": outcome.status,
+        "text": outcome.text,
+        "message": outcome.message,
+        "edits": outcome.edits,
+    }
+
+
+# -- hover ---------------------------------------------------------------------------------------
+
+
+@server.feature(types.TEXT_DOCUMENT_HOVER)
+async def hover(ls: CodenookServer, params: types.HoverParams) -> types.Hover | None:
+    doc = ls.documents.find(params.text_document.uri)
+    if ls.app is None or doc is None or not ls.settings["hover.enabled"]:
+        return None
+    snapshot = doc.snapshot()
+    try:
+        offset = snapshot.lines.offset(params.position.line, params.position.character, ls.encoding)
+    except PositionError:
+        return None
+    target = ls.app.assist.hover_target(snapshot, offset)
+    if target is None:
+        return None
+    markdown, cached = await ls.app.assist.hover(target)
+    ls.last_hover = {"name": target.name, "cached": cached}
+    return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=markdown))
 
 
 def serve_stdio() -> None:
