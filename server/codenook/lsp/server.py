@@ -463,6 +463,7 @@ async def run_action(ls: CodenookServer, args: Any) -> dict[str, Any]:
             return False
         if current.text != state["expected"]:
             return False
+        version = current.version  # the Document object itself moves on with didChange
         lines = current.lines
         rng = _to_range(lines, edit.start, edit.end, ls.encoding)
         text_edit = types.TextEdit(range=rng, new_text=edit.text)
@@ -482,7 +483,7 @@ async def run_action(ls: CodenookServer, args: Any) -> dict[str, Any]:
         )
         if not result.applied:
             return False
-        if not await _wait_for_version(ls, doc.uri, current.version, 5.0):
+        if not await _wait_for_version(ls, doc.uri, version, 5.0):
             return False
         after = ls.documents.find(doc.uri)
         if after is None or after.text != expected:

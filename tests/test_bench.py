@@ -1,0 +1,207 @@
+"""``codenook bench``: the trace format, the recorder, the replay plan, and one real run.
+
+The smoke test replays a short recorded trace through the real server (SmolLM2) in both cache
+modes; it checks what the report must always hold, never timings.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from codenook import bench
+from codenook.bench import BenchError, Buffer, Event, Trace, plan, record
+
+EXAMPLE = Path(__file__).parents[1] / "examples" / "stats.py"
+
+SOURCE = '''import math
+
+
+def norm(xs: list[float]) -> float:
+    """Euclidean length; "é" and "😀" keep columns honest."""
+    total = sum(x * x for x in xs)
+    return math.sqrt(total)
+'''
+
+
+def test_recorded_trace_reproduces_its_source_and_round_trips(tmp_path: Path):
+    trace = record(SOURCE, 3, 4, cpm=300, seed=7, typo_rate=0.2)
+    assert trace.cursor == (3, 0)
+    assert trace.initial_text == "import math\n\n\n"
+    assert trace.final_text() == SOURCE
+    assert any(e.delete for e in trace.events), "typos are corrected with backspaces"
+    typed = sum(len(e.insert or "") for e in trace.events) - sum(e.delete for e in trace.events)
+    assert typed == len(SOURCE) - len(trace.initial_text)
+    path = tmp_path / "t.json"
+    trace.save(path)
+    loaded = Trace.load(path)
+    assert loaded == trace
+    assert json.loads(path.read_text(encoding="utf-8"))["version"] == bench.TRACE_VERSION
+
+
+def test_recorder_is_deterministic_for_a_seed():
+    first = record(SOURCE, 3, 4, seed=1)
+    again = record(SOURCE, 3, 4, seed=1)
+    other = record(SOURCE, 3, 4, seed=2)
+    assert first.events == again.events
+    assert [e.insert for e in first.events] == [e.insert for e in other.events]
+    assert [e.delay_ms for e in first.events] != [e.delay_ms for e in other.events]
+    # One keystroke per character, the newlines included.
+    assert len(first.events) == len("".join(SOURCE.splitlines(keepends=True)[3:7]))
+    assert all(e.delay_ms >= 30 for e in first.events)
+
+
+def test_auto_indent_puts_the_indentation_on_the_newline():
+    trace = record(SOURCE, 3, 4, seed=1, auto_indent=True)
+    assert trace.final_text() == SOURCE
+    assert Event(trace.events[0].delay_ms, insert="d") == trace.events[0]
+    assert [e.insert for e in trace.events if e.insert and e.insert.startswith("\n")] == [
+        "\n    ",
+        "\n    ",
+        "\n    ",
+        "\n",
+    ]
+
+
+def test_buffer_sends_utf16_columns():
+    buffer = Buffer('s = "😀é"\n', (0, 7))  # after the emoji and the é, in code points
+    assert buffer.position() == (0, 8)  # the emoji is two UTF-16 units
+    edit = buffer.apply(Event(0, insert="!"))
+    assert edit is not None and edit.start == edit.end == (0, 8)
+    edit = buffer.apply(Event(0, delete=3))
+    assert edit is not None and (edit.start, edit.end, edit.text) == ((0, 5), (0, 9), "")
+    assert buffer.text == 's = ""\n'
+    assert buffer.apply(Event(0, move=(1, 0))) is None and buffer.offset == len(buffer.text)
+
+
+def test_plan_debounces_and_asks_after_the_last_keystroke():
+    trace = Trace("", (0, 0), [Event(100, insert="a"), Event(50, insert="b"), Event(200, "c")])
+    steps = [(s.at_ms, s.kind, s.index) for s in plan(trace)]
+    assert steps == [
+        (100, "key", 0),
+        (150, "key", 1),  # 50 ms after "a": within the debounce, no request for "a"
+        (225, "ask", 1),
+        (350, "key", 2),
+        (425, "ask", 2),
+    ]
+    fast = [(s.at_ms, s.kind) for s in plan(trace, speed=2.0)]
+    assert fast == [(50, "key"), (75, "key"), (150, "ask"), (175, "key"), (250, "ask")]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"version": 2}, "version"),
+        ({"events": [{"delay_ms": 1, "delete": 500}]}, "cannot delete"),
+        ({"events": [{"delay_ms": 1, "insert": "x", "delete": 1}]}, "exactly one"),
+        ({"cursor": {"line": 9, "character": 0}}, "no line 9"),
+    ],
+)
+def test_bad_traces_are_refused_on_load(change: dict, message: str):
+    raw = {**record(SOURCE, 3, 1, seed=0).to_json(), **change}
+    with pytest.raises(BenchError, match=message):
+        Trace.from_json(raw)
+
+
+def test_the_shipped_trace_loads():
+    trace = Trace.load(bench.default_trace())
+    assert 150 <= len(trace.events) <= 300
+    assert trace.language_id == "python"
+
+
+def test_bench_runs_a_short_trace_in_both_modes(tmp_path: Path, capsys: pytest.CaptureFixture):
+    # Type one line (about 15 keystrokes) at the end of the example module.
+    source = tmp_path / "stats.py"
+    text = (
+        EXAMPLE.read_text(encoding="utf-8").rstrip("\n") + "\n\n\ndef half(x):\n    return x / 2\n"
+    )
+    source.write_text(text, encoding="utf-8")
+    trace_path = tmp_path / "short.json"
+    line = text.count("\n")  # the last line, 1-based
+    record_args = ["record", str(source), "--out", str(trace_path), "--start-line", str(line)]
+    record_args += ["--lines", "1", "--cpm", "240", "--auto-indent"]
+    assert bench.main(bench.build_parser().parse_args(record_args)) == 0
+    trace = Trace.load(trace_path)
+    assert 10 <= len(trace.events) <= 20 and trace.final_text() == text
+    out = tmp_path / "report.json"
+    args = bench.build_parser().parse_args(
+        ["--trace", str(trace_path), "--modes", "off,on", "--max-tokens", "8", "--json", str(out)]
+    )
+    assert bench.main(args) == 0
+    table = capsys.readouterr().out
+    assert "prefilled tokens per request, on/off" in table
+    report = json.loads(out.read_text(encoding="utf-8"))
+    modes = report["modes"]
+    assert set(modes) == {"off", "on"}
+    for mode in modes.values():
+        assert mode["keystrokes"] == len(trace.events)
+        assert mode["requests_sent"] >= 1
+        assert mode["answered"] >= 1, "the request after the last keystroke is always answered"
+        assert mode["error"] == 0 and mode["lost"] == 0
+        outcomes = mode["answered"] + mode["cancelled"] + mode["late"]
+        assert outcomes == mode["requests_sent"]
+        assert mode["latency_ms"]["median"] >= trace.debounce_ms
+        assert mode["engine_requests"] >= 1
+    off, on = modes["off"], modes["on"]
+    assert off["cached_tokens_per_request"] == 0
+    assert on["prefilled_tokens_per_request"] <= off["prefilled_tokens_per_request"]
+    assert on["settings"]["engine.prefixCache"] is True
+    assert off["settings"]["engine.prefixCache"] is False
+
+
+FAKE_LLAMA_SERVER = """#!{python}
+import json, sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.send_response(200 if self.path == "/health" else 404)
+        self.end_headers()
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        time.sleep(0.02)
+        n = len(body["input_prefix"]) + len(body["input_suffix"])
+        data = json.dumps({{"content": "1", "tokens_evaluated": n, "timings": {{
+            "prompt_n": 4, "cache_n": n - 4, "predicted_n": 2, "predicted_ms": 10.0}}}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+port = int(sys.argv[sys.argv.index("--port") + 1])
+ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+"""
+
+
+def test_llama_server_mode_against_a_stand_in(tmp_path: Path, capsys: pytest.CaptureFixture):
+    """The peer mode's client side (start, /health, /infill, report) without the real binary."""
+    fake = tmp_path / "llama-server"
+    fake.write_text(FAKE_LLAMA_SERVER.format(python=sys.executable), encoding="utf-8")
+    fake.chmod(0o755)
+    trace_path = tmp_path / "t.json"
+    record(SOURCE, 5, 1, cpm=600, seed=0, auto_indent=True).save(trace_path)
+    out = tmp_path / "peer.json"
+    argv = ["--trace", str(trace_path), "--modes", "llama-server", "--speed", "4"]
+    argv += ["--llama-server", str(fake), "--json", str(out)]
+    assert bench.main(bench.build_parser().parse_args(argv)) == 0
+    peer = json.loads(out.read_text(encoding="utf-8"))["modes"]["llama-server"]
+    assert peer["answered"] >= 1 and peer["error"] == 0
+    assert peer["prefilled_tokens_per_request"] == 4
+    assert peer["checkpoint_hits"] is None and peer["typed_through_share"] is None
+    assert "llama-server" in capsys.readouterr().out
+
+
+def test_llama_server_mode_is_skipped_without_the_binary(tmp_path: Path, capsys):
+    trace_path = tmp_path / "t.json"
+    record(SOURCE, 5, 1, seed=0).save(trace_path)
+    argv = ["--trace", str(trace_path), "--modes", "llama-server"]
+    argv += ["--llama-server", str(tmp_path / "missing")]
+    assert bench.main(bench.build_parser().parse_args(argv)) == 1  # nothing else to run
+    assert "skipping llama-server" in capsys.readouterr().err
