@@ -12,6 +12,7 @@ from codenook.engine import (
     GenerationResult,
     ModelInfo,
     Step,
+    run_to_end,
 )
 
 INFO = ModelInfo(
@@ -56,12 +57,7 @@ class FakeEngine:
     def generate(
         self, request: GenerationRequest, cancelled: Callable[[], bool], lane: int = 0
     ) -> GenerationResult:
-        steps = self.start(request, cancelled, lane)
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                return done.value
+        return run_to_end(self.start(request, cancelled, lane))
 
     def start(
         self, request: GenerationRequest, cancelled: Callable[[], bool], lane: int = 0

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import pathlib
-import sys
 from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
 import pytest
+from tiny_qwen3next import CONTROL_TOKENS
 
 from codenook.context import CompletionContext
 from codenook.engine import FimTokens, tokenize_parts
@@ -128,26 +126,10 @@ def test_markers_in_user_code_stay_text() -> None:
 
 # --- with a real vocabulary --------------------------------------------------------------------
 
-_GENERATOR = pathlib.Path(__file__).parent / "fixtures" / "tiny_qwen3next.py"
-
-
-def _load_generator() -> ModuleType:
-    name = "_codenook_tiny_qwen3next_fixture"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, _GENERATOR)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(scope="module")
-def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    gen = _load_generator()
-    path: pathlib.Path = gen.write_tiny_qwen3next(tmp_path_factory.mktemp("vocab") / "tiny.gguf")
-    return path
+def tiny_gguf(hybrid_path: pathlib.Path) -> pathlib.Path:
+    return hybrid_path
 
 
 @pytest.fixture(scope="module")
@@ -211,8 +193,7 @@ def test_other_special_tokens_in_user_code_stay_text(
     ids = _tokens(vocab_llm, prompt)
     special = _special_ids(vocab_llm, fim)
     control = {
-        vocab_llm.tokenize(t.encode(), add_bos=False, special=True)[0]
-        for t in _load_generator().CONTROL_TOKENS
+        vocab_llm.tokenize(t.encode(), add_bos=False, special=True)[0] for t in CONTROL_TOKENS
     }
     layout = [special[m] for m in (fim.repo_name, fim.file_sep, fim.prefix, fim.suffix, fim.middle)]
     assert [t for t in ids if t in control] == layout

@@ -140,6 +140,15 @@ class EngineCounters:
 Step = Generator[None, None, "GenerationResult"]
 
 
+def run_to_end(steps: Step) -> GenerationResult:
+    """Drive a step-wise generation to its result without interleaving anything."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
 class Engine(Protocol):
     """A loaded model owned by one thread: every call except ``tokenize`` runs on that thread."""
 

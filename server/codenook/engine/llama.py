@@ -35,6 +35,7 @@ from codenook.engine import (
     Step,
     StopReason,
     prompt_parts,
+    run_to_end,
 )
 from codenook.engine.checkpoints import CheckpointCache
 
@@ -382,12 +383,7 @@ class LlamaEngine:
         self, request: GenerationRequest, cancelled: Callable[[], bool], lane: int = 0
     ) -> GenerationResult:
         """Run a generation to its end (no interleaving)."""
-        steps = self.start(request, cancelled, lane)
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                return done.value
+        return run_to_end(self.start(request, cancelled, lane))
 
     def start(
         self, request: GenerationRequest, cancelled: Callable[[], bool], lane: int = 0
