@@ -50,9 +50,9 @@ def test_qwen_repo_level_layout_exactly() -> None:
     assert prompt.text == (
         "<|repo_name|>myrepo\n"
         "<|file_sep|>pkg/mod.py\n"
-        "<|fim_prefix|>import os\ndef f(x):\n    return "
+        "<|fim_prefix|>import os\ndef f(x):\n"
         "<|fim_suffix|>\n\nprint(f(1))"
-        "<|fim_middle|>"
+        "<|fim_middle|>    return "
     )
     assert set(prompt.stop) == {
         "<|fim_prefix|>",
@@ -68,21 +68,21 @@ def test_layout_with_empty_header_and_suffix() -> None:
     prompt = fim_prompt(ctx(header="", suffix=""), QWEN, "r")
     assert prompt.text == (
         "<|repo_name|>r\n<|file_sep|>pkg/mod.py\n"
-        "<|fim_prefix|>def f(x):\n    return <|fim_suffix|><|fim_middle|>"
+        "<|fim_prefix|>def f(x):\n<|fim_suffix|><|fim_middle|>    return "
     )
 
 
-def test_stable_parts_come_first() -> None:
-    """Typing at the cursor only changes the prompt after the prefix: the cache keeps the rest."""
+def test_typing_changes_only_the_end_of_the_prompt() -> None:
+    """The cursor line's typed part comes last: a keystroke only extends the prompt."""
     a = completion_prompt(ctx(prefix="def f(x):\n    ret"), QWEN, "r", "#").text
     b = completion_prompt(ctx(prefix="def f(x):\n    retu"), QWEN, "r", "#").text
-    assert b.startswith(a[: a.index("<|fim_suffix|>")])
+    assert b == a + "u"
 
 
 def test_plain_fim_without_repo_markers() -> None:
     prompt = completion_prompt(ctx(), PLAIN_FIM, "myrepo", "#")
     assert prompt.mode == "fim"
-    assert prompt.text == "<PRE>import os\ndef f(x):\n    return <SUF>\n\nprint(f(1))<MID>"
+    assert prompt.text == "<PRE>import os\ndef f(x):\n<SUF>\n\nprint(f(1))<MID>    return "
     assert set(prompt.stop) == {"<PRE>", "<SUF>", "<MID>"}
 
 
@@ -171,14 +171,15 @@ def test_real_vocabulary_markers_and_prompt_tokens(tiny_gguf: pathlib.Path, voca
     rep, sep = special["<|repo_name|>"], special["<|file_sep|>"]
     pre, suf, mid = (special[m] for m in ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"))
     assert ids[0] == rep
-    assert ids[-1] == mid
+    # The cursor line's typed part follows the middle marker as plain text.
+    assert vocab_llm.detokenize(ids[ids.index(mid) + 1 :]).decode() == "    return "
     for token in (rep, sep, pre, suf, mid):
         assert ids.count(token) == 1
     assert ids.index(rep) < ids.index(sep) < ids.index(pre) < ids.index(suf) < ids.index(mid)
     assert special["<|fim_pad|>"] not in ids
     # Every other token is ordinary text that decodes back to the user's code.
     between = ids[ids.index(pre) + 1 : ids.index(suf)]
-    assert vocab_llm.detokenize(between).decode() == "import os\ndef f(x):\n    return "
+    assert vocab_llm.detokenize(between).decode() == "import os\ndef f(x):\n"
     assert vocab_llm.detokenize(ids, special=True).decode() == prompt.text
 
 

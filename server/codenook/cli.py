@@ -237,6 +237,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_setting_flags(doctor)
     doctor.set_defaults(func=cmd_doctor)
 
+    from codenook import bench as bench_module
+
+    bench = sub.add_parser(
+        "bench", help="replay a typing session through the server; compare cache off/on"
+    )
+    bench_module.add_arguments(bench)
+    bench.set_defaults(func=bench_module.main)
+
     settings = sub.add_parser("settings", help="list every setting with its default")
     settings.set_defaults(func=cmd_settings)
     return parser

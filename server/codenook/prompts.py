@@ -78,6 +78,15 @@ def _build(
 
 
 def fim_prompt(ctx: CompletionContext, fim: FimTokens, repo_name: str) -> Prompt:
+    """Qwen's repository-level FIM, with the hole starting at the cursor line's start.
+
+    The cursor line's typed part goes after ``<|fim_middle|>`` as the beginning of the middle
+    (the model continues it), so the prompt reads: stable head, code above the cursor line,
+    suffix, then the typed part. Typing on a line changes only the prompt's last few tokens,
+    which is what lets a hybrid model's checkpoint serve every keystroke (in the textbook
+    order the whole suffix follows the edit and is re-read each time). Holes that start at a
+    line boundary are also the ones FIM training cuts most.
+    """
     assert fim.prefix and fim.suffix and fim.middle
     above, cursor_line = _split_cursor_line(ctx)
     parts: list[tuple[PromptPart, bool]] = []
@@ -91,10 +100,10 @@ def fim_prompt(ctx: CompletionContext, fim: FimTokens, repo_name: str) -> Prompt
     parts += [
         (_marker(fim.prefix), True),
         (_text(above), True),
-        (_text(cursor_line), False),
         (_marker(fim.suffix), False),
         (_text(ctx.suffix), False),
-        (_marker(fim.middle), False),
+        (_marker(fim.middle), True),
+        (_text(cursor_line), False),
     ]
     return _build(parts, "fim", fim.markers())
 
