@@ -421,6 +421,8 @@ class JsonRpcClient:
         self._pending: dict[int, asyncio.Future[tuple[float, dict[str, Any]]]] = {}
         self._ids = 0
         self.messages: list[str] = []
+        # Answers to server->client requests beyond the defaults (e.g. workspace/applyEdit).
+        self.handlers: dict[str, Callable[[Any], Any]] = {}
         self._reader = asyncio.ensure_future(self._read_forever())
 
     async def _read_message(self) -> dict[str, Any] | None:
@@ -465,7 +467,12 @@ class JsonRpcClient:
 
     async def _answer_server_request(self, message: dict[str, Any]) -> None:
         result: Any = None
-        if message["method"] == "workspace/configuration":
+        handler = self.handlers.get(message["method"])
+        if handler is not None:
+            result = handler(message.get("params"))
+            if asyncio.iscoroutine(result):
+                result = await result
+        elif message["method"] == "workspace/configuration":
             items = (message.get("params") or {}).get("items") or []
             result = [None] * len(items)
         await self._send({"jsonrpc": "2.0", "id": message["id"], "result": result})
@@ -1229,8 +1236,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " prompt work. Without a subcommand the trace is run; `record` makes a trace."
     )
     sub = parser.add_subparsers(
-        dest="bench_command", title="subcommand (optional)", metavar="record SOURCE --out FILE"
+        dest="bench_command",
+        title="subcommand (optional)",
+        metavar="record SOURCE --out FILE | assist",
     )
+    assist = sub.add_parser(
+        "assist", help="time hover (cold / cached) and a streamed code action instead"
+    )
+    assist.add_argument("--model", dest="assist_model", help="GGUF model file (model.path)")
+    assist.add_argument("--json", dest="assist_json", type=Path, metavar="FILE")
     rec = sub.add_parser("record", help="make a trace by typing lines of an existing file")
     rec.add_argument("source", type=Path, help="the file whose lines are typed")
     rec.add_argument("--out", type=Path, required=True, help="trace file to write")
@@ -1423,6 +1437,10 @@ def main(args: argparse.Namespace) -> int:
     try:
         if args.bench_command == "record":
             return cmd_record(args)
+        if args.bench_command == "assist":
+            from codenook.bench_assist import run_assist
+
+            return run_assist(args.assist_model or args.model, args.assist_json or args.json)
         return cmd_run(args)
     except BenchError as exc:
         print(f"codenook bench: {exc}", file=sys.stderr)
