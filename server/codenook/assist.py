@@ -9,6 +9,7 @@ editor wait, while the explanation finishes in the background for the next hover
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -98,7 +99,7 @@ class AssistService:
 
         def on_text(piece: str) -> None:
             parser.feed(piece)
-            loop.call_soon_threadsafe(send.send_nowait, piece)
+            loop.call_soon_threadsafe(push, piece)
 
         settings = self._settings()
         request = GenerationRequest(
@@ -107,8 +108,14 @@ class AssistService:
             on_text=on_text,
             until=lambda _text: parser.finished,
         )
+
+        def push(piece: str | None) -> None:
+            # The reader may be gone already (cancelled, or the user typed): drop the piece.
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                send.send_nowait(piece)
+
         job = asyncio.ensure_future(self._worker.generate(request, Priority.CODE_ACTION))
-        job.add_done_callback(lambda _: loop.call_soon(send.send_nowait, None))
+        job.add_done_callback(lambda _: loop.call_soon(push, None))
         try:
             async with receive:
                 async for piece in receive:
@@ -117,6 +124,7 @@ class AssistService:
                     yield piece
             await job  # re-raise an engine error
         finally:
+            send.close()
             if not job.done():
                 job.cancel()
 

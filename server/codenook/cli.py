@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import logging
 import re
 import sys
 import time
@@ -65,6 +66,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"codenook: {problem}", file=sys.stderr)
     # Command-line settings are pinned: they win over what the editor sends.
     server = make_server(raw)
+    # A cancel that crosses its answer is normal; pygls would log it as a warning on stderr,
+    # which editors show as an error in their LSP log.
+    logging.getLogger("pygls.protocol.json_rpc").setLevel(logging.ERROR)
     if args.tcp:
         host, _, port = args.tcp.rpartition(":")
         host = host or "127.0.0.1"

@@ -38,7 +38,8 @@ SPECS: tuple[SettingSpec, ...] = (
         "model.threads",
         int,
         0,
-        "CPU threads for decoding; 0 picks all cores up to 4, else half of them (at least 4).",
+        "CPU threads for decoding; 0 leaves one core free on machines with up to 4 cores, else"
+        " uses half of them (at least 4).",
         0,
         1024,
     ),

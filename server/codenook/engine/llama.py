@@ -85,12 +85,13 @@ def check_model_file(path: str | os.PathLike[str]) -> Path:
 
 
 def default_threads() -> int:
-    """All cores on small machines (decode is latency-bound), about half on big ones."""
+    """One core left for the editor and the server's own event loop on small machines (ggml's
+    threads spin, and a keystroke must not wait for a core), about half on big ones."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
-    return cores if cores <= 4 else max(4, cores // 2)
+    return max(1, cores - 1) if cores <= 4 else max(4, cores // 2)
 
 
 def system_info() -> str:

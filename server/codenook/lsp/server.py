@@ -55,6 +55,8 @@ class CodenookServer(LanguageServer):
         self._told: set[str] = set()
         self.last_completion: dict[str, Any] | None = None
         self.last_hover: dict[str, Any] | None = None
+        self._load_token: str | None = None
+        self._tasks: set[asyncio.Future[None]] = set()
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -127,6 +129,34 @@ class CodenookServer(LanguageServer):
         )
         if status.state == "failed" and status.error:
             self.tell(f"model unavailable: {status.error}")
+        self._loading_progress(status.state == "loading")
+
+    def _loading_progress(self, loading: bool) -> None:
+        """A work-done progress while a model loads (a big GGUF maps in for a while)."""
+        window = self.client_capabilities.window
+        if window is None or not window.work_done_progress:
+            return
+        if loading and self._load_token is None:
+            token = self._load_token = f"codenook-load-{uuid.uuid4()}"
+
+            async def begin() -> None:
+                try:
+                    await self.work_done_progress.create_async(token)
+                except Exception:
+                    return
+                if self._load_token == token:
+                    self.work_done_progress.begin(
+                        token, types.WorkDoneProgressBegin(title="codenook: loading model")
+                    )
+                else:  # loading already finished
+                    self.work_done_progress.end(token, types.WorkDoneProgressEnd())
+
+            self._tasks.add(task := asyncio.ensure_future(begin()))
+            task.add_done_callback(self._tasks.discard)
+        elif not loading and self._load_token is not None:
+            token, self._load_token = self._load_token, None
+            if token in self.work_done_progress.tokens:
+                self.work_done_progress.end(token, types.WorkDoneProgressEnd(message="ready"))
 
 
 server = CodenookServer()
@@ -306,7 +336,7 @@ async def inline_completion(
 def stats(ls: CodenookServer, params: Any) -> dict[str, Any]:
     """Engine state and lifetime counters, for status displays, tests and benchmarks."""
     if ls.app is None:
-        return {"state": "stopped"}
+        return {"state": "starting"}
     status = ls.app.worker.status()
     engine = ls.app.worker.engine
     return {
@@ -479,7 +509,7 @@ async def run_action(ls: CodenookServer, args: Any) -> dict[str, Any]:
         )
         expected = edit.apply(current.text)
         result = await ls.workspace_apply_edit_async(
-            types.ApplyWorkspaceEditParams(edit=workspace_edit, label="codenook")
+            types.ApplyWorkspaceEditParams(edit=workspace_edit)
         )
         if not result.applied:
             return False

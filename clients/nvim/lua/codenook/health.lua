@@ -1,0 +1,54 @@
+-- :checkhealth codenook
+local M = {}
+
+function M.check()
+  local h = vim.health
+  local codenook = require('codenook')
+  h.start('codenook')
+  if vim.fn.has('nvim-0.11') == 0 then
+    h.error('Neovim 0.11 or newer is needed (vim.lsp.config / vim.lsp.enable)')
+    return
+  end
+  if vim.lsp.inline_completion and codenook.config.native ~= false then
+    h.ok('ghost text: Neovim\'s vim.lsp.inline_completion')
+  else
+    h.ok('ghost text: extmarks drawn by codenook (Neovim 0.11 or native = false)')
+  end
+  if not vim.lsp.config.codenook or not vim.lsp.config.codenook.cmd then
+    h.warn('require("codenook").setup{} has not run')
+    return
+  end
+  local cmd = vim.lsp.config.codenook.cmd
+  if type(cmd) == 'table' then
+    if vim.fn.executable(cmd[1]) == 1 then
+      h.ok('server command: ' .. table.concat(cmd, ' '))
+    else
+      h.error(
+        ('server command %q is not executable'):format(cmd[1]),
+        'run `make install` in the codenook checkout, or pass'
+          .. ' cmd = { ".../.venv/bin/codenook", "serve" } to setup()'
+      )
+    end
+  end
+  local client = codenook.client()
+  if not client then
+    h.info(
+      'no codenook server running; it starts for filetypes: '
+        .. table.concat(vim.lsp.config.codenook.filetypes or {}, ', ')
+    )
+    return
+  end
+  local res = client:request_sync(codenook._stats_method, vim.empty_dict(), 3000)
+  local stats = res and res.result
+  if type(stats) ~= 'table' then
+    h.error('the server did not answer codenook/stats')
+    return
+  end
+  if stats.state == 'failed' then
+    h.error('model unavailable: ' .. tostring(stats.error), 'set model.path, see `codenook doctor`')
+  else
+    h.ok(('engine %s, model %s'):format(stats.state, tostring(stats.model)))
+  end
+end
+
+return M

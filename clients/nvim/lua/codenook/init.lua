@@ -1,0 +1,513 @@
+-- codenook for Neovim: AI inline completions from the codenook language server.
+--
+-- The server does the work; this plugin only registers it with vim.lsp, shows its
+-- suggestions (Neovim 0.12's vim.lsp.inline_completion, or extmarks on 0.11), maps the
+-- accept keys and reports the engine's state. See :help codenook.
+
+local api = vim.api
+
+local M = {}
+
+local NAME = 'codenook'
+local STATUS = 'codenook/status'
+local STATS = 'codenook/stats'
+
+M.defaults = {
+  --- Command that starts the server. Default: `codenook serve` from PATH, else from the
+  --- .venv of the codenook checkout this plugin lives in (clients/nvim -> ../../.venv).
+  cmd = nil,
+  --- codenook settings (docs/settings.md): nested tables or dotted keys.
+  settings = {},
+  filetypes = {
+    'python',
+    'javascript',
+    'javascriptreact',
+    'typescript',
+    'typescriptreact',
+    'go',
+    'rust',
+  },
+  root_markers = { '.git' },
+  --- Insert-mode keys; each falls back to its usual meaning when no suggestion is shown.
+  --- Set one to false to leave that key alone.
+  keymaps = { accept = '<Tab>', accept_line = '<C-l>', accept_word = '<C-Right>' },
+  --- Pause after the last keystroke before asking (extmark ghost text, Neovim 0.11).
+  debounce_ms = 150,
+  --- nil: Neovim's own vim.lsp.inline_completion when it exists (0.12), else extmarks;
+  --- false: always the extmark ghost text of this plugin.
+  native = nil,
+}
+
+M.config = vim.deepcopy(M.defaults)
+
+---@type table<integer, table> last codenook/status per client id
+local statuses = {}
+local did_setup = false
+
+--- Lua's empty table is a JSON array to vim.json; codenook expects objects.
+local function json_safe(value)
+  if type(value) ~= 'table' then
+    return value
+  end
+  if next(value) == nil then
+    return vim.empty_dict()
+  end
+  local out = {}
+  for k, v in pairs(value) do
+    out[k] = json_safe(v)
+  end
+  return out
+end
+M._json_safe = json_safe
+
+local function plugin_root()
+  local source = debug.getinfo(1, 'S').source:sub(2) -- <root>/lua/codenook/init.lua
+  -- Through a packpath symlink to the checkout: the checkout's own path.
+  source = vim.uv.fs_realpath(source) or source
+  return vim.fn.fnamemodify(source, ':p:h:h:h')
+end
+
+--- `codenook serve` from PATH, else from the checkout's .venv.
+function M.default_cmd()
+  if vim.fn.executable('codenook') == 1 then
+    return { 'codenook', 'serve' }
+  end
+  local venv = vim.fs.normalize(plugin_root() .. '/../../.venv/bin/codenook')
+  venv = vim.fn.fnamemodify(venv, ':p')
+  if vim.fn.executable(venv) == 1 then
+    return { venv, 'serve' }
+  end
+  return { 'codenook', 'serve' }
+end
+
+local function native()
+  return M.config.native ~= false and vim.lsp.inline_completion ~= nil
+end
+
+--- The codenook client of `buf` (default: current), else any running codenook client.
+---@return vim.lsp.Client?
+function M.client(buf)
+  local clients = vim.lsp.get_clients({ name = NAME, bufnr = buf or api.nvim_get_current_buf() })
+  if #clients == 0 then
+    clients = vim.lsp.get_clients({ name = NAME })
+  end
+  return clients[1]
+end
+
+-- Status --------------------------------------------------------------------------------------
+
+local LOAD_TOKEN = 'codenook-model-load'
+
+--- Model loading shown through Neovim's own progress machinery (LspProgress, vim.lsp.status()).
+--- The server sends no $/progress; its first codenook/status arrives when loading has ended.
+local function load_progress(client_id, kind)
+  vim.lsp.handlers['$/progress'](nil, {
+    token = LOAD_TOKEN,
+    value = kind == 'begin' and { kind = 'begin', title = 'codenook', message = 'loading model' }
+      or { kind = 'end', message = 'model ready' },
+  }, { client_id = client_id, method = '$/progress' })
+end
+
+local loading = {} ---@type table<integer, boolean> clients whose load progress is open
+
+local function status_changed(client_id, status)
+  statuses[client_id] = status
+  if status.state == 'loading' and not loading[client_id] then
+    loading[client_id] = true
+    load_progress(client_id, 'begin')
+  elseif status.state ~= 'loading' and loading[client_id] then
+    loading[client_id] = nil
+    load_progress(client_id, 'end')
+  end
+  api.nvim_exec_autocmds('User', { pattern = 'CodenookStatus', modeline = false, data = status })
+  vim.cmd('redrawstatus')
+end
+
+local function on_status(_, result, ctx)
+  if type(result) == 'table' then
+    status_changed(ctx.client_id, result)
+  end
+end
+
+--- Ask codenook/stats once at start (and after a model change): the server notifies
+--- codenook/status when a load ends, not always when it begins.
+local function first_status(client)
+  if statuses[client.id] then
+    return
+  end
+  client:request(STATS, vim.empty_dict(), function(err, result)
+    -- "stopped" here only means that the engine has not been started yet.
+    if err or type(result) ~= 'table' or statuses[client.id] or result.state == 'stopped' then
+      return
+    end
+    status_changed(client.id, result)
+  end)
+end
+
+--- A short engine state for statuslines, e.g. "codenook: idle 95 tok/s"; "" when no codenook
+--- server serves the current buffer.
+---@return string
+function M.status()
+  local client = vim.lsp.get_clients({ name = NAME, bufnr = api.nvim_get_current_buf() })[1]
+  if not client then
+    return ''
+  end
+  local s = statuses[client.id]
+  if not s then
+    return 'codenook: starting'
+  end
+  local state = s.state or '?'
+  if state == 'idle' then
+    local tps = tonumber(s.tokensPerSecond) or 0
+    return tps > 0 and ('codenook: idle %d tok/s'):format(math.floor(tps + 0.5)) or 'codenook: idle'
+  elseif state == 'generating' then
+    local queue = tonumber(s.queueLength) or 0
+    return queue > 0 and ('codenook: generating +%d'):format(queue) or 'codenook: generating'
+  elseif state == 'loading' then
+    return 'codenook: loading model'
+  end
+  return 'codenook: ' .. state
+end
+
+--- The last codenook/status of the client of `buf` (a table), or nil.
+function M.last_status(buf)
+  local client = M.client(buf)
+  return client and statuses[client.id]
+end
+
+-- Code actions -------------------------------------------------------------------------------
+
+local RUN_ACTION = 'codenook.runAction'
+local CONTENT_MODIFIED = -32801
+
+--- Client side of the server's `codenook.runAction` command (what a picked code action runs):
+--- asks for the instruction of "Edit with instruction…", then runs it on the server, which
+--- streams the edit into the buffer with workspace/applyEdit under a $/progress.
+local function run_action(command, ctx)
+  local client = vim.lsp.get_client_by_id(ctx.client_id)
+  if not client then
+    return
+  end
+  local args = vim.deepcopy(command.arguments or {})
+  local spec = type(args[1]) == 'table' and args[1] or {}
+  local function send()
+    local params = { command = RUN_ACTION, arguments = args }
+    client:request('workspace/executeCommand', params, function(err, result)
+      local status = type(result) == 'table' and result.status
+      if err then
+        local msg = tostring(err.message or err)
+        if not msg:find('^codenook') then
+          msg = 'codenook: ' .. msg
+        end
+        local level = err.code == CONTENT_MODIFIED and vim.log.levels.WARN or vim.log.levels.ERROR
+        vim.notify(msg, level)
+      elseif status == 'applied' or status == 'cancelled' then
+        -- "rejected" and "stopped" are explained by the server itself (window/showMessage).
+        vim.notify(('codenook: %s'):format(result.status), vim.log.levels.INFO)
+      end
+      api.nvim_exec_autocmds('User', {
+        pattern = 'CodenookAction',
+        modeline = false,
+        data = { action = spec.action, err = err, result = result },
+      })
+    end, ctx.bufnr)
+  end
+  if spec.action == 'instruct' and not spec.instruction then
+    vim.ui.input({ prompt = 'codenook: what should change? ' }, function(text)
+      if text and text ~= '' then
+        spec.instruction = text
+        send()
+      end
+    end)
+  else
+    send()
+  end
+end
+
+--- Neovim 0.11 answers `applied = true` to an edit for an older document version that it
+--- skipped (it only prints "Buffer ... newer than edits"), and prints every edit's label.
+--- The server streams many small versioned edits: refuse stale ones, keep quiet.
+local function apply_edit(err, params, ctx)
+  if type(params) == 'table' and type(params.edit) == 'table' then
+    for _, change in ipairs(params.edit.documentChanges or {}) do
+      local doc = change.textDocument
+      if doc and doc.uri and type(doc.version) == 'number' and doc.version > 0 then
+        local version = vim.lsp.util.buf_versions[vim.uri_to_bufnr(doc.uri)]
+        if version and version > doc.version then
+          return { applied = false, failureReason = 'the document changed' }
+        end
+      end
+    end
+    local quiet = {}
+    for k, v in pairs(params) do
+      quiet[k] = v
+    end
+    quiet.label = nil
+    params = quiet
+  end
+  return vim.lsp.handlers['workspace/applyEdit'](err, params, ctx)
+end
+
+--- Stop the code action running on the server (its progress is cancelled; the server puts the
+--- original text back).
+function M.cancel()
+  local n = 0
+  for _, client in ipairs(vim.lsp.get_clients({ name = NAME })) do
+    for token in pairs(client.progress.pending or {}) do
+      if token ~= LOAD_TOKEN then
+        client:notify('window/workDoneProgress/cancel', { token = token })
+        n = n + 1
+      end
+    end
+  end
+  return n
+end
+
+-- Accepting ------------------------------------------------------------------------------------
+
+local function insert_at_cursor(text)
+  local buf, win = api.nvim_get_current_buf(), api.nvim_get_current_win()
+  local pos = api.nvim_win_get_cursor(win)
+  local row, col = pos[1] - 1, pos[2]
+  local lines = vim.split(text, '\n', { plain = true })
+  vim.cmd('let &g:undolevels = &g:undolevels')
+  api.nvim_buf_set_text(buf, row, col, row, col, lines)
+  api.nvim_win_set_cursor(win, { row + #lines, (#lines == 1 and col or 0) + #lines[#lines] })
+end
+
+--- Neovim 0.12: accept part of the item that vim.lsp.inline_completion shows.
+local function native_partial(item, kind)
+  local text = item.insert_text
+  text = type(text) == 'table' and text.value or text
+  if type(text) ~= 'string' then
+    return nil
+  end
+  local start = item.range and item.range.start
+  if start and start.row ~= nil then
+    local pos = api.nvim_win_get_cursor(0)
+    if start.row == pos[1] - 1 and start.col <= pos[2] then
+      local typed = api.nvim_get_current_line():sub(start.col + 1, pos[2])
+      if text:sub(1, #typed) == typed then
+        text = text:sub(#typed + 1)
+      end
+    end
+  end
+  local piece = require('codenook.ghost').piece(text, kind)
+  if piece ~= '' then
+    insert_at_cursor(piece)
+  end
+  return nil -- we inserted the text ourselves
+end
+
+local function accept(kind)
+  if native() then
+    if kind == 'all' then
+      return vim.lsp.inline_completion.get() == true
+    end
+    return vim.lsp.inline_completion.get({
+      on_accept = function(item)
+        return native_partial(item, kind)
+      end,
+    }) == true
+  end
+  return require('codenook.ghost').accept(api.nvim_get_current_buf(), kind)
+end
+
+--- Insert the whole suggestion. Returns false when none is shown.
+function M.accept()
+  return accept('all')
+end
+
+--- Insert the suggestion up to the end of its current line.
+function M.accept_line()
+  return accept('line')
+end
+
+--- Insert the next word of the suggestion.
+function M.accept_word()
+  return accept('word')
+end
+
+--- Ask for a suggestion now instead of waiting for the next keystroke.
+function M.trigger()
+  if native() then
+    return
+  end
+  require('codenook.ghost').trigger(api.nvim_get_current_buf())
+end
+
+--- Hide the suggestion shown in the current buffer.
+function M.dismiss()
+  if not native() then
+    require('codenook.ghost').clear(api.nvim_get_current_buf())
+  end
+end
+
+--- Whether a suggestion is shown (extmark ghost text only; nil with Neovim's native one).
+function M.visible()
+  if native() then
+    return nil
+  end
+  return require('codenook.ghost').visible(api.nvim_get_current_buf())
+end
+
+-- Keymaps ----------------------------------------------------------------------------------------
+
+--- What the key did before we mapped it: an existing mapping (global or buffer-local, found
+--- when the server attached) or, without one, the key's built-in meaning.
+local function fallback(lhs)
+  local prev = vim.fn.maparg(lhs, 'i', false, true)
+  if type(prev) ~= 'table' or next(prev) == nil or (prev.desc or ''):find('^codenook') then
+    return function()
+      api.nvim_feedkeys(vim.keycode(lhs), 'ni', false)
+    end
+  end
+  return function()
+    local keys
+    if prev.callback then
+      keys = prev.callback()
+      if prev.expr ~= 1 then
+        return
+      end
+    else
+      keys = prev.expr == 1 and vim.fn.eval(prev.rhs) or prev.rhs
+    end
+    if type(keys) == 'string' and keys ~= '' then
+      api.nvim_feedkeys(vim.keycode(keys), prev.noremap == 1 and 'ni' or 'mi', false)
+    end
+  end
+end
+
+local function map_keys(buf)
+  if vim.b[buf].codenook_keymaps then
+    return
+  end
+  vim.b[buf].codenook_keymaps = true
+  local actions = {
+    accept = M.accept,
+    accept_line = M.accept_line,
+    accept_word = M.accept_word,
+  }
+  for name, fn in pairs(actions) do
+    local lhs = M.config.keymaps[name]
+    if lhs then
+      local otherwise = fallback(lhs)
+      vim.keymap.set('i', lhs, function()
+        if not fn() then
+          otherwise()
+        end
+      end, { buffer = buf, desc = 'codenook: ' .. name:gsub('_', ' ') })
+    end
+  end
+end
+
+-- Attaching -------------------------------------------------------------------------------------
+
+local function attach(buf, client)
+  if native() then
+    local filter = { bufnr = buf, client_id = client.id }
+    if not pcall(vim.lsp.inline_completion.enable, true, filter) then
+      vim.lsp.inline_completion.enable(true, { bufnr = buf })
+    end
+  else
+    require('codenook.ghost').attach(buf, client.id, { debounce_ms = M.config.debounce_ms })
+  end
+  map_keys(buf)
+  first_status(client)
+end
+
+--- Change settings while running: sent with workspace/didChangeConfiguration, and kept for
+--- the server's workspace/configuration requests. Only the given keys change.
+---@param settings table nested tables or dotted keys, as in setup{settings=...}
+function M.set(settings)
+  M.config.settings = vim.tbl_deep_extend('force', M.config.settings, settings)
+  local reload = settings.model ~= nil
+  for key in pairs(settings) do
+    reload = reload or (type(key) == 'string' and vim.startswith(key, 'model.'))
+  end
+  for _, client in ipairs(vim.lsp.get_clients({ name = NAME })) do
+    client.settings = { codenook = json_safe(M.config.settings) }
+    client:notify(
+      'workspace/didChangeConfiguration',
+      { settings = { codenook = json_safe(settings) } }
+    )
+    if reload then
+      -- The server reloads the model without a status notification until it is done.
+      statuses[client.id] = nil
+      first_status(client)
+    end
+  end
+end
+
+---@param opts? table see M.defaults and :help codenook-setup
+function M.setup(opts)
+  if vim.fn.has('nvim-0.11') == 0 then
+    vim.notify('codenook: needs Neovim 0.11 or newer', vim.log.levels.ERROR)
+    return
+  end
+  opts = opts or {}
+  local config = vim.tbl_deep_extend('force', vim.deepcopy(M.defaults), opts)
+  -- Lists are replaced, not merged index by index.
+  config.filetypes = opts.filetypes or M.defaults.filetypes
+  config.root_markers = opts.root_markers or M.defaults.root_markers
+  config.cmd = opts.cmd or M.default_cmd()
+  config.settings = vim.deepcopy(opts.settings or {})
+  M.config = config
+
+  local exe = type(config.cmd) == 'table' and config.cmd[1]
+  if exe and vim.fn.executable(exe) == 0 then
+    vim.notify(
+      ('codenook: cannot start the server: %q is not executable. Install codenook (`make install` '
+        .. 'in its checkout) or pass cmd = { "/path/to/codenook/.venv/bin/codenook", "serve" } '
+        .. 'to require("codenook").setup().'):format(exe),
+      vim.log.levels.WARN
+    )
+  end
+
+  vim.lsp.config(NAME, {
+    cmd = config.cmd,
+    filetypes = config.filetypes,
+    root_markers = config.root_markers,
+    init_options = json_safe(config.settings),
+    -- Pushed with workspace/didChangeConfiguration after initialize, and the answer to the
+    -- server's workspace/configuration request for the section "codenook".
+    settings = { codenook = json_safe(config.settings) },
+    handlers = { [STATUS] = on_status, ['workspace/applyEdit'] = apply_edit },
+    commands = { [RUN_ACTION] = run_action },
+    -- Send each change at once: after every streamed edit the server waits for our didChange.
+    flags = { debounce_text_changes = 0 },
+  })
+  vim.lsp.enable(NAME)
+
+  if did_setup then
+    return
+  end
+  did_setup = true
+  local group = api.nvim_create_augroup('codenook', { clear = true })
+  api.nvim_create_autocmd('LspAttach', {
+    group = group,
+    callback = function(args)
+      local client = vim.lsp.get_client_by_id(args.data.client_id)
+      if client and client.name == NAME then
+        attach(args.buf, client)
+      end
+    end,
+  })
+  api.nvim_create_autocmd('LspDetach', {
+    group = group,
+    callback = function(args)
+      local client = vim.lsp.get_client_by_id(args.data.client_id)
+      if client and client.name == NAME then
+        require('codenook.ghost').detach(args.buf)
+        if client:is_stopped() then
+          statuses[client.id] = nil
+          loading[client.id] = nil
+        end
+      end
+    end,
+  })
+end
+
+M._stats_method = STATS
+
+return M

@@ -1,0 +1,15 @@
+-- :Codenook status | task {text}. The server itself starts with require('codenook').setup{}.
+if vim.g.loaded_codenook then
+  return
+end
+vim.g.loaded_codenook = 1
+
+vim.api.nvim_create_user_command('Codenook', function(opts)
+  require('codenook.commands').run(opts)
+end, {
+  nargs = '+',
+  desc = "codenook: status | cancel | task {text}",
+  complete = function(arglead, cmdline)
+    return require('codenook.commands').complete(arglead, cmdline)
+  end,
+})
