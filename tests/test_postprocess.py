@@ -293,3 +293,9 @@ def test_is_done_when_the_first_line_dedents_on_a_blank_line() -> None:
     s = shape("    ")
     assert postprocess("\ndef g():\n    pass\n", s) == ""
     assert is_done("\ndef g():\n", s)
+
+
+def test_no_double_space_after_a_typed_space() -> None:
+    assert postprocess(" a + b", shape("    return ")) == "a + b"
+    # On a blank line, leading whitespace is indentation and stays.
+    assert postprocess("    x", shape("    ")) == "    x"

@@ -128,7 +128,11 @@ def postprocess(raw: str, shape: Shape) -> str:
     text = _enter_line(raw.replace("\r\n", "\n"), shape)
     if text is None:
         return ""
-    if shape.line_prefix[-1:] in (" ", "\t") and text[:1] in (" ", "\t"):
+    if (
+        not shape.on_blank_line
+        and shape.line_prefix[-1:] in (" ", "\t")
+        and text[:1] in (" ", "\t")
+    ):
         # "return " + " a + b" would leave two spaces: the cursor already follows one.
         text = text.lstrip(" \t")
     text = _normalise(_cut_lines(text, shape))
