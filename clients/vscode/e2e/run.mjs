@@ -1,0 +1,616 @@
+// Headless end-to-end test of the packaged extension in a real VS Code (code-server), driven
+// by playwright-core with Debian's Chromium, against the real `codenook serve` and its embedded
+// SmolLM2 model. Run through scripts/test-e2e.sh, which installs what this needs.
+//
+//   node e2e/run.mjs --code-server BIN --vsix FILE --codenook BIN --chromium BIN --out DIR
+//
+// Prints one line per check and a final `N passed, M failed, K skipped`; exits 1 on a failure.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, openSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { chromium } from 'playwright-core';
+
+const { values: opt } = parseArgs({
+  options: {
+    'code-server': { type: 'string' },
+    vsix: { type: 'string' },
+    codenook: { type: 'string' },
+    chromium: { type: 'string', default: '/usr/bin/chromium' },
+    out: { type: 'string' },
+    'keep-temp': { type: 'boolean', default: false },
+  },
+});
+for (const key of ['code-server', 'vsix', 'codenook', 'out']) {
+  if (!opt[key]) {
+    console.error(`e2e: --${key} is required`);
+    process.exit(2);
+  }
+}
+
+const OUT = resolve(opt.out);
+const TOTAL_LIMIT_MS = 8 * 60 * 1000;
+const started = Date.now();
+const results = [];
+const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
+const log = (msg) => console.log(`[e2e ${elapsed()}] ${msg}`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function record(name, status, detail = '') {
+  results.push({ name, status, detail });
+  const tag = status === 'pass' ? 'ok  ' : status === 'skip' ? 'SKIP' : 'FAIL';
+  console.log(`${tag} ${name}${detail ? ` — ${detail}` : ''}`);
+}
+
+async function check(name, fn) {
+  try {
+    const detail = await fn();
+    record(name, 'pass', typeof detail === 'string' ? detail : '');
+    return true;
+  } catch (error) {
+    record(name, 'fail', error instanceof Error ? error.message.split('\n')[0] : String(error));
+    if (page) {
+      const shot = join(OUT, `failure-${results.length}.png`);
+      await page.screenshot({ path: shot }).catch(() => {});
+      await page.content().then((html) => writeFileSync(shot.replace(/\.png$/, '.html'), html)).catch(() => {});
+      console.log(`     screenshot: ${shot}`);
+    }
+    return false;
+  }
+}
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => res(port));
+    });
+  });
+}
+
+// -- the server's capabilities, asked directly (initialize only: no model load) ------------------
+
+function serverCapabilities(codenook) {
+  return new Promise((res, rej) => {
+    const child = spawn(codenook, ['serve'], { stdio: ['pipe', 'pipe', 'ignore'] });
+    let buffer = Buffer.alloc(0);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      rej(new Error('codenook serve did not answer initialize within 30 s'));
+    }, 30000);
+    const send = (msg) => {
+      const body = Buffer.from(JSON.stringify(msg));
+      child.stdin.write(`Content-Length: ${body.length}\r\n\r\n`);
+      child.stdin.write(body);
+    };
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      rej(e);
+    });
+    child.stdout.on('data', (chunk) => {
+      buffer = Buffer.concat([buffer, chunk]);
+      for (;;) {
+        const end = buffer.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const length = Number(/Content-Length: (\d+)/i.exec(buffer.subarray(0, end).toString())?.[1]);
+        if (buffer.length < end + 4 + length) return;
+        const msg = JSON.parse(buffer.subarray(end + 4, end + 4 + length).toString());
+        buffer = buffer.subarray(end + 4 + length);
+        if (msg.id === 1) {
+          clearTimeout(timer);
+          send({ jsonrpc: '2.0', id: 2, method: 'shutdown', params: null });
+          send({ jsonrpc: '2.0', method: 'exit', params: null });
+          setTimeout(() => child.kill('SIGKILL'), 3000).unref();
+          res(msg.result.capabilities);
+        }
+      }
+    });
+    send({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { processId: process.pid, rootUri: null, capabilities: {} } });
+  });
+}
+
+// -- process tree ---------------------------------------------------------------------------------
+
+function descendants(rootPid) {
+  const children = new Map();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (!children.has(ppid)) children.set(ppid, []);
+      children.get(ppid).push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out = [];
+  const stack = [rootPid];
+  while (stack.length) {
+    const pid = stack.pop();
+    for (const child of children.get(pid) ?? []) {
+      out.push(child);
+      stack.push(child);
+    }
+  }
+  return out;
+}
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** SIGTERM code-server and every process under it (extension hosts, codenook serve), then SIGKILL. */
+async function stopTree(rootPid) {
+  const pids = [rootPid, ...descendants(rootPid)];
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  }
+  for (let i = 0; i < 50 && pids.some(alive); i++) {
+    await sleep(100);
+  }
+  const left = pids.filter(alive);
+  for (const pid of left) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  return { stopped: pids.length, killed: left.length };
+}
+
+// -- the test ------------------------------------------------------------------------------------
+
+const ORIGINAL = 'def add(a, b):\n    """Return the sum of a and b."""\n    return ';
+const TYPED = 'a';
+
+let page;
+let browser;
+let codeServer;
+let temp;
+
+async function main() {
+  mkdirSync(OUT, { recursive: true });
+  temp = mkdtempSync(join(tmpdir(), 'codenook-e2e-'));
+  const userData = join(temp, 'user-data');
+  const extensions = join(temp, 'extensions');
+  const workspace = join(temp, 'workspace');
+  const configFile = join(temp, 'config.yaml');
+  mkdirSync(join(userData, 'User'), { recursive: true });
+  mkdirSync(extensions, { recursive: true });
+  mkdirSync(workspace, { recursive: true });
+  const file = join(workspace, 'main.py');
+  writeFileSync(file, ORIGINAL);
+  const port = await freePort();
+  writeFileSync(configFile, `bind-addr: 127.0.0.1:${port}\nauth: none\ncert: false\n`);
+  const settingsFile = join(userData, 'User', 'settings.json');
+  const baseSettings = {
+        'codenook.serverCommand': [opt.codenook, 'serve'],
+        'codenook.completion.maxTokens': 16,
+        'codenook.completion.maxLines': 2,
+        'codenook.completion.speculative': false,
+        'codenook.hover.maxTokens': 24,
+        'editor.inlineSuggest.enabled': true,
+        'editor.quickSuggestions': { other: false, comments: false, strings: false },
+        'editor.suggestOnTriggerCharacters': false,
+        'editor.wordBasedSuggestions': 'off',
+        'editor.hover.delay': 200,
+        'files.autoSave': 'off',
+        'workbench.startupEditor': 'none',
+        'workbench.secondarySideBar.defaultVisibility': 'hidden',
+        'workbench.tips.enabled': false,
+        'workbench.enableExperiments': false,
+        'security.workspace.trust.enabled': false,
+        'telemetry.telemetryLevel': 'off',
+        'extensions.autoUpdate': false,
+        'extensions.autoCheckUpdates': false,
+        'extensions.ignoreRecommendations': true,
+        'update.mode': 'none',
+        'chat.disableAIFeatures': true,
+        'python.languageServer': 'None',
+  };
+  const writeSettings = (extra = {}) => writeFileSync(settingsFile, JSON.stringify({ ...baseSettings, ...extra }, null, 2));
+  writeSettings();
+
+  log('asking the server for its capabilities');
+  let capabilities = {};
+  await check('codenook serve answers initialize', async () => {
+    capabilities = await serverCapabilities(opt.codenook);
+    return `hover: ${!!capabilities.hoverProvider}, commands: ${JSON.stringify(capabilities.executeCommandProvider?.commands ?? [])}`;
+  });
+
+  log('installing the extension');
+  const csEnv = { ...process.env, XDG_CONFIG_HOME: join(temp, 'xdg-config'), XDG_DATA_HOME: join(temp, 'xdg-data'), XDG_CACHE_HOME: join(temp, 'xdg-cache') };
+  const ok = await check('code-server installs the packaged .vsix', async () => {
+    const r = spawnSync(
+      opt['code-server'],
+      ['--user-data-dir', userData, '--extensions-dir', extensions, '--install-extension', resolve(opt.vsix)],
+      { encoding: 'utf8', env: csEnv, timeout: 120000 },
+    );
+    const output = `${r.stdout}${r.stderr}`;
+    if (r.status !== 0 || !/successfully installed/i.test(output)) {
+      throw new Error(`--install-extension failed (${r.status}): ${output.trim().slice(-400)}`);
+    }
+    const installed = readdirSync(extensions).filter((d) => d.startsWith('codenook.codenook-'));
+    if (installed.length !== 1) throw new Error(`extension folder not found in ${extensions}`);
+    return installed[0];
+  });
+  if (!ok) return;
+
+  log(`starting code-server on 127.0.0.1:${port}`);
+  const serverLog = join(OUT, 'code-server.log');
+  const fd = openSync(serverLog, 'w');
+  codeServer = spawn(
+    opt['code-server'],
+    [
+      '--bind-addr', `127.0.0.1:${port}`,
+      '--auth', 'none',
+      '--disable-telemetry',
+      '--disable-update-check',
+      '--disable-workspace-trust',
+      '--user-data-dir', userData,
+      '--extensions-dir', extensions,
+      '--config', configFile,
+      workspace,
+    ],
+    { stdio: ['ignore', fd, fd], detached: true, env: csEnv },
+  );
+  const upOk = await check('code-server starts', async () => {
+    const deadline = Date.now() + 60000;
+    while (Date.now() < deadline) {
+      if (codeServer.exitCode !== null) throw new Error(`code-server exited with ${codeServer.exitCode}; see ${serverLog}`);
+      try {
+        const r = await fetch(`http://127.0.0.1:${port}/healthz`);
+        if (r.ok) return `pid ${codeServer.pid}`;
+      } catch {
+        // not yet
+      }
+      await sleep(250);
+    }
+    throw new Error(`no answer on port ${port} within 60 s; see ${serverLog}`);
+  });
+  if (!upOk) return;
+
+  log('opening the workspace in Chromium');
+  browser = await chromium.launch({
+    executablePath: opt.chromium,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, permissions: ['clipboard-read', 'clipboard-write'] });
+  page = await context.newPage();
+  const consoleLog = [];
+  page.on('console', (m) => consoleLog.push(`[${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => consoleLog.push(`[pageerror] ${e.message}`));
+  process.on('exit', () => writeFileSync(join(OUT, 'browser-console.log'), consoleLog.join('\n')));
+  await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`);
+  await page.locator('.monaco-workbench').waitFor({ timeout: 60000 });
+
+  const openMain = async () => {
+    const row = page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'main.py' });
+    await row.waitFor({ timeout: 60000 });
+    await row.click();
+    await page.locator('.monaco-editor .view-lines', { hasText: 'Return the sum' }).first().waitFor({ timeout: 30000 });
+  };
+  const opened = await check('main.py opens in the editor', openMain);
+  if (!opened) return;
+
+  const statusItem = page.locator('.statusbar-item', { hasText: 'codenook' }).first();
+  await check('the status bar item shows the model state', async () => {
+    await statusItem.waitFor({ timeout: 60000 });
+    const seen = new Set();
+    const deadline = Date.now() + 120000;
+    while (Date.now() < deadline) {
+      const text = (await statusItem.innerText().catch(() => '')).trim();
+      if (text) seen.add(text);
+      if (/codenook: idle/.test(text)) {
+        // The client answers the server's workspace/configuration with server keys only, so
+        // start-up produces no "unknown setting" (or any other) complaint.
+        await sleep(1000);
+        const toasts = await page.locator('.notifications-toasts .notification-list-item').allInnerTexts();
+        if (toasts.length) throw new Error(`unexpected messages at start-up: ${JSON.stringify(toasts)}`);
+        return `${[...seen].join(' → ')}`;
+      }
+      if (/model failed|not running/.test(text)) throw new Error(`status bar: ${text}`);
+      await sleep(200);
+    }
+    throw new Error(`never idle; seen: ${[...seen].join(' → ')}`);
+  });
+
+  let ghost = '';
+  const ghostOk = await check('typing shows ghost text (.ghost-text-decoration)', async () => {
+    const editor = page.locator('.monaco-editor .view-lines').first();
+    await editor.click();
+    await page.keyboard.press('Control+End');
+    await page.keyboard.type(TYPED, { delay: 50 });
+    const ghostLocator = page.locator('.ghost-text-decoration, .ghost-text-decoration-preview').first();
+    try {
+      await ghostLocator.waitFor({ timeout: 30000 });
+    } catch {
+      // One retry through the extension's own "Suggest Here" key binding (alt+\).
+      log('no ghost text after typing; asking again with alt+\\');
+      await page.keyboard.press('Alt+Backslash');
+      await ghostLocator.waitFor({ timeout: 30000 });
+    }
+    ghost = (await page.locator('.ghost-text-decoration, .ghost-text-decoration-preview').allInnerTexts()).join('');
+    const shot = join(OUT, 'ghost-text.png');
+    await page.screenshot({ path: shot });
+    console.log(`     screenshot: ${shot}`);
+    return `ghost text ${JSON.stringify(ghost)}`;
+  });
+
+  if (ghostOk) {
+    await check('Tab accepts the suggestion and the saved file has it', async () => {
+      await page.keyboard.press('Tab');
+      await sleep(300);
+      await page.keyboard.press('Control+S');
+      const expectedStart = ORIGINAL + TYPED;
+      const deadline = Date.now() + 15000;
+      let disk = '';
+      while (Date.now() < deadline) {
+        disk = readFileSync(file, 'utf8');
+        if (disk !== ORIGINAL) break;
+        await sleep(200);
+      }
+      if (!disk.startsWith(expectedStart)) throw new Error(`file on disk does not start with what was typed: ${JSON.stringify(disk)}`);
+      if (disk.length <= expectedStart.length) throw new Error(`nothing was accepted: ${JSON.stringify(disk)}`);
+      await page.screenshot({ path: join(OUT, 'accepted.png') });
+      return `file ends with ${JSON.stringify(disk.slice(ORIGINAL.length - 'return '.length))}`;
+    });
+  } else {
+    record('Tab accepts the suggestion and the saved file has it', 'fail', 'no ghost text to accept');
+  }
+
+  const palette = async (title) => {
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('F1');
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor({ timeout: 10000 });
+    await input.fill(`>${title}`);
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 10000 });
+    await page.keyboard.press('Enter');
+  };
+
+  await check('"codenook: Show Status" lists codenook/stats', async () => {
+    await palette('codenook: Show Status');
+    const rows = page.locator('.quick-input-list .monaco-list-row', { hasText: 'State:' });
+    await rows.first().waitFor({ timeout: 15000 });
+    const texts = await page.locator('.quick-input-list .monaco-list-row').allInnerTexts();
+    await page.keyboard.press('Escape');
+    const flat = texts.map((t) => t.replace(/\s+/g, ' ').trim());
+    if (!flat.some((t) => /State: idle/.test(t))) throw new Error(`no "State: idle" in ${JSON.stringify(flat)}`);
+    if (!flat.some((t) => /Model: SmolLM2/i.test(t))) throw new Error(`no model line in ${JSON.stringify(flat)}`);
+    return flat.filter((t) => /^(State|Model|Completions)/.test(t)).join(' | ');
+  });
+
+  const agentAdvertised = !!capabilities.executeCommandProvider?.commands?.includes('codenook.agentTask');
+  await check('"codenook: Run Agent Task…" follows the server\'s capabilities', async () => {
+    await palette('codenook: Run Agent Task');
+    if (agentAdvertised) {
+      await page.locator('.quick-input-widget', { hasText: 'Describe the task' }).waitFor({ timeout: 10000 });
+      await page.keyboard.press('Escape');
+      return 'server offers codenook.agentTask: the input box opened';
+    }
+    const toast = page.locator('.notifications-toasts .notification-list-item', { hasText: 'not available in this server version' });
+    await toast.first().waitFor({ timeout: 10000 });
+    return 'server lacks codenook.agentTask: "not available in this server version" shown';
+  });
+
+  if (!capabilities.hoverProvider) {
+    record('hover shows the server\'s explanation', 'skip', 'the server does not advertise hoverProvider');
+  } else {
+    await check('hover shows the server\'s explanation', async () => {
+      await page.keyboard.press('Escape');
+      const word = page.locator('.monaco-editor .view-line span span', { hasText: /^add$/ }).first();
+      await word.hover();
+      const hover = page.locator('.monaco-hover .hover-contents, .monaco-hover .markdown-hover').first();
+      await hover.waitFor({ state: 'visible', timeout: 30000 });
+      let text = '';
+      const deadline = Date.now() + 30000;
+      while (Date.now() < deadline && !/add/.test(text)) {
+        text = (await hover.innerText().catch(() => '')).trim();
+        await sleep(200);
+      }
+      await page.screenshot({ path: join(OUT, 'hover.png') });
+      if (!/add/.test(text)) throw new Error(`hover without the function: ${JSON.stringify(text)}`);
+      return JSON.stringify(text.replace(/\s+/g, ' ').slice(0, 120));
+    });
+  }
+
+  const actionsAdvertised = !!capabilities.codeActionProvider;
+  if (!actionsAdvertised) {
+    record('code actions: codenook\'s refactors are offered; "Edit with instruction…" asks first', 'skip', 'the server does not advertise codeActionProvider');
+  } else {
+    await check('code actions: codenook\'s refactors are offered; "Edit with instruction…" asks first', async () => {
+      await page.keyboard.press('Escape');
+      await page.locator('.monaco-editor .view-lines').first().click();
+      await page.keyboard.press('Control+A');
+      const before = await page.locator('.monaco-editor .view-lines').first().innerText();
+      await page.keyboard.press('Control+Period');
+      const menu = page.locator('.action-widget').filter({ hasText: 'codenook:' }).first();
+      await menu.waitFor({ timeout: 15000 });
+      const titles = (await menu.locator('.monaco-list-row').allInnerTexts()).map((t) => t.trim()).filter((t) => t.startsWith('codenook:'));
+      if (!titles.some((t) => t.includes('Edit with instruction'))) throw new Error(`menu: ${JSON.stringify(titles)}`);
+      // The server sends this action without an instruction; the extension must ask for one.
+      await menu.locator('.monaco-list-row', { hasText: 'Edit with instruction' }).first().click();
+      const box = page.locator('.quick-input-widget', { hasText: 'What should codenook do with the selected code?' });
+      await box.waitFor({ timeout: 10000 });
+      await page.keyboard.press('Escape');
+      await sleep(1000);
+      const status = (await statusItem.innerText()).trim();
+      const after = await page.locator('.monaco-editor .view-lines').first().innerText();
+      if (/generating/.test(status) || after !== before) throw new Error(`cancelling the instruction box still ran the action (${status})`);
+      await page.keyboard.press('Control+End');
+      return titles.join(' | ');
+    });
+  }
+
+  // code-server does not notice a settings.json changed on disk (and a window reload may still
+  // see the old one), so change the settings as a user would: open the user settings.json in
+  // the editor, replace its text (pasted, so that auto-indent and auto-closing stay out of it)
+  // and save. The extension then sees a live configuration change.
+  /** VS Code 1.139 opens settings (UI and JSON) in a modal editor; close it with its button. */
+  const closeModalEditor = async () => {
+    const modal = page.locator('.modal-editor-part');
+    for (let i = 0; i < 5 && (await modal.isVisible()); i++) {
+      const close = modal.locator('[aria-label^="Close Modal Editor"]').first();
+      if (await close.isVisible()) {
+        await close.click().catch(() => {});
+      } else {
+        await page.keyboard.press('Escape');
+      }
+      await sleep(300);
+    }
+    if (await modal.isVisible()) throw new Error('the modal settings editor did not close');
+  };
+  let revision = 0;
+  const editUserSettings = async (extra = {}) => {
+    revision += 1; // so that every save changes the file and can be waited for
+    const text = JSON.stringify({ ...baseSettings, ...extra, 'e2e.revision': revision }, null, 2);
+    await palette('Preferences: Open User Settings (JSON)');
+    const editor = page.locator('.monaco-editor', { hasText: '"codenook.completion.maxTokens"' }).first();
+    await editor.waitFor({ timeout: 15000 });
+    await editor.locator('.view-lines').click();
+    await page.evaluate((t) => navigator.clipboard.writeText(t), text);
+    await page.keyboard.press('Control+A');
+    await page.keyboard.press('Control+V');
+    await page.keyboard.press('Control+S');
+    const deadline = Date.now() + 10000;
+    while (readFileSync(settingsFile, 'utf8') !== text) {
+      if (Date.now() > deadline) throw new Error(`settings.json on disk is not what was pasted: ${readFileSync(settingsFile, 'utf8').slice(0, 300)}`);
+      await sleep(100);
+    }
+    await closeModalEditor();
+  };
+  const clearNotifications = async () => {
+    await palette('Notifications: Clear All Notifications');
+    await sleep(300);
+  };
+  const waitForStatus = async (pattern, timeout) => {
+    const deadline = Date.now() + timeout;
+    let text = '';
+    while (Date.now() < deadline) {
+      text = (await statusItem.innerText().catch(() => '')).trim();
+      if (pattern.test(text)) return text;
+      await sleep(200);
+    }
+    throw new Error(`status bar never matched ${pattern}; last: ${JSON.stringify(text)}`);
+  };
+  /** A toast matching `pattern`, its "Open Setting" button, and the settings editor it opens. */
+  const openSettingFromToast = async (pattern, settingKey, screenshot) => {
+    const toast = page.locator('.notifications-toasts .notification-list-item', { hasText: pattern }).first();
+    await toast.waitFor({ timeout: 30000 });
+    await sleep(600); // let the toast finish sliding in
+    await page.screenshot({ path: join(OUT, screenshot) });
+    const message = (await toast.locator('.notification-list-item-message').innerText()).trim();
+    await toast.hover();
+    await toast.getByRole('button', { name: 'Open Setting' }).click();
+    const editor = page.locator('.settings-editor');
+    await editor.waitFor({ timeout: 15000 });
+    await editor.locator('.settings-count-widget', { hasText: /^1 Setting Found$/ }).waitFor({ timeout: 15000 });
+    const searched = (await editor.locator('.suggest-input-container').first().innerText()).trim();
+    if (searched !== settingKey) throw new Error(`the settings editor searched ${JSON.stringify(searched)}, not ${settingKey}`);
+    await closeModalEditor();
+    return message;
+  };
+
+  await check('a missing model: warning status, an error with "Open Setting" → codenook.model.path', async () => {
+    await editUserSettings({ 'codenook.model.path': join(temp, 'missing.gguf') });
+    const status = await waitForStatus(/model failed/, 60000);
+    const message = await openSettingFromToast('model unavailable', 'codenook.model.path', 'missing-model.png');
+    await editUserSettings();
+    await waitForStatus(/codenook: idle/, 120000);
+    return `${status.replace(/\s+/g, ' ')}; "${message.slice(0, 90)}…"; back to idle after the fix`;
+  });
+
+  await check('a wrong serverCommand: "not running", an error with "Open Setting" → codenook.serverCommand', async () => {
+    await editUserSettings({ 'codenook.serverCommand': [join(temp, 'no-such-venv', 'bin', 'codenook'), 'serve'] });
+    const status = await waitForStatus(/not running/, 60000);
+    const message = await openSettingFromToast('does not exist or is not executable', 'codenook.serverCommand', 'wrong-server-command.png');
+    await editUserSettings();
+    await waitForStatus(/codenook: idle/, 120000);
+    await clearNotifications();
+    return `${status.replace(/\s+/g, ' ')}; "${message.slice(0, 90)}…"; back to idle after the fix`;
+  });
+
+  await check('a server that exits at start-up: one clear error with "Open Setting"; then the default command finds the checkout\'s .venv', async () => {
+    await editUserSettings({ 'codenook.serverCommand': [opt.codenook, 'serve', '--no-such-flag'] });
+    const status = await waitForStatus(/not running/, 60000);
+    const toast = page.locator('.notifications-toasts .notification-list-item', { hasText: 'during start-up' }).first();
+    await toast.waitFor({ timeout: 30000 });
+    await sleep(1500);
+    const toasts = await page.locator('.notifications-toasts .notification-list-item .notification-list-item-message').allInnerTexts();
+    if (toasts.length !== 1) throw new Error(`expected one message, got ${JSON.stringify(toasts)}`);
+    const message = await openSettingFromToast('during start-up', 'codenook.serverCommand', 'server-exits.png');
+    if (!/unrecognized arguments: --no-such-flag/.test(message)) throw new Error(`the message does not say why: ${message}`);
+    // Back to the default `codenook serve`: not on PATH here, so the extension falls back to the
+    // .venv of the checkout that built the .vsix.
+    await editUserSettings({ 'codenook.serverCommand': undefined });
+    await waitForStatus(/codenook: idle/, 120000);
+    return `${status.replace(/\s+/g, ' ')}; "${message}"`;
+  });
+
+  await check('the status bar is still healthy and no setting was complained about', async () => {
+    const text = (await statusItem.innerText()).trim();
+    if (!/codenook: (idle|generating)/.test(text)) throw new Error(`status bar: ${text}`);
+    // The client answers workspace/configuration with server keys only: no "unknown setting".
+    const toasts = await page.locator('.notifications-toasts .notification-list-item').allInnerTexts();
+    const complaints = toasts.filter((t) => /unknown setting|using the default|could not|failed/i.test(t));
+    if (complaints.length) throw new Error(`unexpected messages: ${JSON.stringify(complaints)}`);
+    return `${text.replace(/\s+/g, ' ')}`;
+  });
+}
+
+async function cleanup() {
+  if (browser) await browser.close().catch(() => {});
+  if (codeServer?.pid) {
+    const { stopped, killed } = await stopTree(codeServer.pid);
+    log(`stopped code-server's process tree: ${stopped} processes${killed ? `, ${killed} needed SIGKILL` : ''}`);
+  }
+  if (temp) {
+    const logs = join(temp, 'user-data', 'logs');
+    if (existsSync(logs)) cpSync(logs, join(OUT, 'logs'), { recursive: true });
+    if (!opt['keep-temp']) rmSync(temp, { recursive: true, force: true });
+  }
+}
+
+const guard = setTimeout(async () => {
+  record('the whole run finishes in time', 'fail', `over ${TOTAL_LIMIT_MS / 60000} minutes`);
+  await cleanup();
+  finish();
+}, TOTAL_LIMIT_MS);
+
+function finish() {
+  clearTimeout(guard);
+  const passed = results.filter((r) => r.status === 'pass').length;
+  const failed = results.filter((r) => r.status === 'fail').length;
+  const skipped = results.filter((r) => r.status === 'skip').length;
+  writeFileSync(join(OUT, 'results.json'), JSON.stringify({ results, seconds: (Date.now() - started) / 1000 }, null, 2));
+  console.log(`e2e finished in ${elapsed()}; output in ${OUT}`);
+  console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+  process.exit(failed > 0 || passed === 0 ? 1 : 0);
+}
+
+try {
+  await main();
+} catch (error) {
+  record('the test ran to its end', 'fail', error instanceof Error ? error.stack?.split('\n').slice(0, 3).join(' ') : String(error));
+} finally {
+  await cleanup();
+  finish();
+}

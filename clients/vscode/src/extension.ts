@@ -1,0 +1,610 @@
+// The VS Code side: start `codenook serve` through vscode-languageclient, keep its settings in
+// sync, show its status, offer the commands. Everything that can be decided without VS Code
+// lives in config.ts, commandLine.ts, status.ts and commands.ts, which the unit tests load
+// directly; this file only wires them to the editor.
+
+import * as os from 'node:os';
+import * as readline from 'node:readline';
+import * as vscode from 'vscode';
+import {
+  CloseAction,
+  type CloseHandlerResult,
+  DidChangeConfigurationNotification,
+  ErrorAction,
+  ExecuteCommandRequest,
+  LanguageClient,
+  type LanguageClientOptions,
+  MessageType,
+  ResponseError,
+  RevealOutputChannelOn,
+  type ServerOptions,
+  ShowMessageNotification,
+  type ShowMessageParams,
+} from 'vscode-languageclient/node';
+import {
+  checkoutFallback,
+  CommandLineError,
+  findExecutable,
+  formatCommand,
+  parseServerCommand,
+  type ServerCommand,
+} from './commandLine';
+import {
+  AGENT_TASK_COMMAND,
+  agentTaskArguments,
+  agentTaskUnavailableMessage,
+  needsInstruction,
+  serverHasCommand,
+  withInstruction,
+} from './commands';
+import {
+  configurationAnswer,
+  didChangeConfigurationParams,
+  type FlatSettings,
+  isLanguageEnabled,
+  LANGUAGES,
+  nest,
+  readServerSettings,
+  settingForServerMessage,
+} from './config';
+import { StderrTail, startFailureMessage } from './stderr';
+import {
+  type ClientState,
+  keepPolling,
+  type ServerStatus,
+  statsSummary,
+  statusBarView,
+  statusFromPoll,
+} from './status';
+
+export const STATUS_NOTIFICATION = 'codenook/status';
+/** Sent with `{}`: pygls 2 never answers a request whose `params` member is missing. */
+export const STATS_REQUEST = 'codenook/stats';
+const OPEN_SETTING = 'Open Setting';
+const SHOW_OUTPUT = 'Show Output';
+const POLL_MS = 1000;
+/** Crashes of a running server within this window before it is no longer restarted. */
+const CRASH_WINDOW_MS = 3 * 60 * 1000;
+const MAX_CRASHES = 3;
+
+/**
+ * The language client shows its own "couldn't create connection to server" notification when
+ * the server exits during start-up, on top of ours (which names the command and has buttons).
+ * That one message goes to the output channel only; every other error is left as it is.
+ */
+class CodenookLanguageClient extends LanguageClient {
+  override error(message: string, data?: unknown, showNotification: boolean | 'force' = true): void {
+    const ours = /couldn't create connection to server|Server initialization failed/.test(message);
+    super.error(message, data, ours ? false : showNotification);
+  }
+}
+
+/** The codenook checkout this bundle was built in (scripts/build.mjs), for checkoutFallback. */
+declare const CODENOOK_CHECKOUT: string | undefined;
+const BUILD_CHECKOUT = typeof CODENOOK_CHECKOUT === 'string' ? CODENOOK_CHECKOUT : undefined;
+
+function config(): vscode.WorkspaceConfiguration {
+  return vscode.workspace.getConfiguration('codenook');
+}
+
+function getter(key: string): unknown {
+  return config().get(key);
+}
+
+function openSetting(key: string): Thenable<unknown> {
+  return vscode.commands.executeCommand('workbench.action.openSettings', key);
+}
+
+function workspaceFolderPath(): string | undefined {
+  const folder = vscode.workspace.workspaceFolders?.find((f) => f.uri.scheme === 'file');
+  return folder?.uri.fsPath;
+}
+
+export class Controller implements vscode.Disposable {
+  readonly output: vscode.LogOutputChannel;
+  readonly statusItem: vscode.StatusBarItem;
+  client: LanguageClient | undefined;
+  private state: ClientState = { kind: 'starting' };
+  private model: string | null | undefined;
+  private sentSettings: FlatSettings = {};
+  private gotNotification = false;
+  private crashes: number[] = [];
+  private running = false;
+  private queue: Promise<void> = Promise.resolve();
+  private readonly disposables: vscode.Disposable[] = [];
+  private pollTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly stderr = new StderrTail();
+
+  constructor() {
+    this.output = vscode.window.createOutputChannel('codenook', { log: true });
+    this.statusItem = vscode.window.createStatusBarItem(
+      'codenook.status',
+      vscode.StatusBarAlignment.Right,
+      100,
+    );
+    this.statusItem.name = 'codenook';
+    this.statusItem.command = 'codenook.showStatus';
+    this.render();
+    this.statusItem.show();
+    const register = (id: string, fn: (...args: unknown[]) => unknown) =>
+      this.disposables.push(vscode.commands.registerCommand(id, fn));
+    register('codenook.acceptNextWord', () =>
+      vscode.commands.executeCommand('editor.action.inlineSuggest.acceptNextWord'),
+    );
+    register('codenook.acceptNextLine', () =>
+      vscode.commands.executeCommand('editor.action.inlineSuggest.acceptNextLine'),
+    );
+    register('codenook.triggerSuggestion', () =>
+      vscode.commands.executeCommand('editor.action.inlineSuggest.trigger'),
+    );
+    register('codenook.runAgentTask', () => this.runAgentTask());
+    register('codenook.showStatus', () => this.showStatus());
+    register('codenook.restartServer', () => this.restart());
+    register('codenook.showOutput', () => this.output.show(true));
+    this.disposables.push(
+      vscode.workspace.onDidChangeConfiguration((e) => this.configurationChanged(e)),
+    );
+  }
+
+  // -- lifecycle ----------------------------------------------------------------------------
+
+  /** Start, stop and restart run one at a time, in the order they were asked for. */
+  private serialize(fn: () => Promise<void>): Promise<void> {
+    this.queue = this.queue.then(fn, fn);
+    return this.queue;
+  }
+
+  start(): Promise<void> {
+    return this.serialize(() => this.doStart());
+  }
+
+  stop(): Promise<void> {
+    return this.serialize(() => this.doStop());
+  }
+
+  /** Resolves when the start, stop or restart asked for so far has finished. */
+  settled(): Promise<void> {
+    return this.queue;
+  }
+
+  restart(): Promise<void> {
+    return this.serialize(async () => {
+      await this.doStop();
+      this.crashes = [];
+      await this.doStart();
+    });
+  }
+
+  private async doStart(): Promise<void> {
+    this.setState({ kind: 'starting' });
+    this.gotNotification = false;
+    this.model = undefined;
+    let command: ServerCommand;
+    const raw = config().get('serverCommand');
+    try {
+      command = parseServerCommand(raw, { workspaceFolder: workspaceFolderPath(), home: os.homedir() });
+    } catch (error) {
+      const why = error instanceof CommandLineError ? error.message : String(error);
+      this.notRunning(`codenook.serverCommand is not usable: ${why}`, 'codenook.serverCommand');
+      return;
+    }
+    if (process.platform !== 'win32' && findExecutable(command.command, process.env.PATH) === undefined) {
+      const fallback = checkoutFallback(raw, BUILD_CHECKOUT);
+      if (fallback !== undefined) {
+        this.output.info(`'${command.command}' is not on PATH; using the checkout this extension was built in`);
+        command = fallback;
+      }
+    }
+    if (process.platform !== 'win32' && findExecutable(command.command, process.env.PATH) === undefined) {
+      const where = command.command.includes('/') ? 'does not exist or is not executable' : 'was not found on PATH';
+      this.notRunning(
+        `the server command '${command.command}' ${where} (codenook.serverCommand is ` +
+          `'${formatCommand(command)}'). Point codenook.serverCommand at the codenook of your ` +
+          `install, e.g. /path/to/codenook/.venv/bin/codenook serve.`,
+        'codenook.serverCommand',
+      );
+      return;
+    }
+    this.output.info(`starting: ${formatCommand(command)}`);
+    this.stderr.clear();
+    const serverOptions: ServerOptions = {
+      command: command.command,
+      args: command.args,
+      options: { cwd: workspaceFolderPath() },
+    };
+    const client = new CodenookLanguageClient('codenook', 'codenook', serverOptions, this.clientOptions());
+    client.onNotification(STATUS_NOTIFICATION, (status: ServerStatus) => this.statusNotified(status));
+    client.onNotification(ShowMessageNotification.type, (params) => this.serverMessage(params));
+    this.client = client;
+    this.running = false;
+    try {
+      await client.start();
+    } catch (error) {
+      this.client = undefined;
+      try {
+        await client.dispose(2000);
+      } catch {
+        // already down
+      }
+      const why = error instanceof Error ? error.message : String(error);
+      await new Promise((resolve) => setTimeout(resolve, 300)); // let its last stderr lines arrive
+      this.notRunning(startFailureMessage(formatCommand(command), why, this.stderr.reason()), 'codenook.serverCommand');
+      return;
+    }
+    this.running = true;
+    if (!this.gotNotification) {
+      // (A status notification may already have come while start() was finishing.)
+      this.setState({ kind: 'running' });
+      this.poll();
+    }
+  }
+
+  private async doStop(): Promise<void> {
+    this.stopPolling();
+    const client = this.client;
+    this.client = undefined;
+    this.running = false;
+    if (client !== undefined) {
+      try {
+        await client.dispose(5000);
+      } catch (error) {
+        this.output.warn(`stopping the server: ${String(error)}`);
+      }
+    }
+  }
+
+  private clientOptions(): LanguageClientOptions {
+    return {
+      documentSelector: LANGUAGES.flatMap((language) => [
+        { scheme: 'file', language },
+        { scheme: 'untitled', language },
+      ]),
+      outputChannel: this.output,
+      revealOutputChannelOn: RevealOutputChannelOn.Never,
+      // The server's stderr is its log (not only errors); keep its tail for start-up failures.
+      stdioOptions: {
+        stdout: (input, channel) => {
+          readline.createInterface({ input, crlfDelay: Infinity }).on('line', (line) => channel.info(line));
+        },
+        stderr: (input, channel) => {
+          readline.createInterface({ input, crlfDelay: Infinity }).on('line', (line) => {
+            this.stderr.push(line);
+            channel.info(line);
+          });
+        },
+      },
+      initializationOptions: () => {
+        const flat = readServerSettings(getter);
+        this.sentSettings = flat;
+        return nest(flat);
+      },
+      // Our own messages say what to fix; the client's generic ones would only repeat them.
+      initializationFailedHandler: () => false,
+      errorHandler: {
+        error: () => ({ action: ErrorAction.Continue }),
+        closed: () => this.serverClosed(),
+      },
+      middleware: {
+        provideInlineCompletionItems: (document, position, context, token, next) => {
+          if (!isLanguageEnabled(config().get('enable'), document.languageId)) {
+            return null;
+          }
+          return next(document, position, context, token);
+        },
+        executeCommand: async (command, args, next) => {
+          if (needsInstruction(command, args)) {
+            const instruction = await vscode.window.showInputBox({
+              title: 'codenook: Edit with instruction',
+              prompt: 'What should codenook do with the selected code?',
+              placeHolder: 'e.g. use a dict comprehension',
+              ignoreFocusOut: true,
+            });
+            if (!instruction?.trim()) {
+              return undefined;
+            }
+            args = withInstruction(args, instruction);
+          }
+          return next(command, args);
+        },
+        workspace: {
+          // VS Code would answer the `codenook` section with the client-only keys too
+          // (serverCommand, enable), which the server reports as unknown settings.
+          configuration: async (params, token, next) => {
+            const answers = await next(params, token);
+            if (answers instanceof ResponseError || !Array.isArray(answers)) {
+              return answers;
+            }
+            return params.items.map((item, i) =>
+              item.section === 'codenook' || item.section?.startsWith('codenook.')
+                ? configurationAnswer(item.section, getter)
+                : answers[i],
+            );
+          },
+        },
+      },
+    };
+  }
+
+  private serverClosed(): CloseHandlerResult {
+    this.stopPolling();
+    if (!this.running) {
+      // Exited during start-up: doStart's catch says so, with the command and a button.
+      return { action: CloseAction.DoNotRestart, handled: true };
+    }
+    const now = Date.now();
+    this.crashes = this.crashes.filter((t) => now - t < CRASH_WINDOW_MS);
+    this.crashes.push(now);
+    if (this.crashes.length > MAX_CRASHES) {
+      this.running = false;
+      this.notRunning(
+        `the server stopped ${this.crashes.length} times in 3 minutes and will not be restarted. ` +
+          'Run "codenook: Restart server" once the cause (see the output channel "codenook") is fixed.',
+        'codenook.serverCommand',
+      );
+      return { action: CloseAction.DoNotRestart, handled: true };
+    }
+    this.output.warn('the server stopped; restarting it');
+    this.setState({ kind: 'starting' });
+    this.gotNotification = false;
+    // The client restarts the same process; poll again once it runs.
+    setTimeout(() => this.poll(), POLL_MS);
+    return { action: CloseAction.Restart, handled: true };
+  }
+
+  // -- status -------------------------------------------------------------------------------
+
+  private setState(state: ClientState): void {
+    this.state = state;
+    this.render();
+  }
+
+  private render(): void {
+    const view = statusBarView(this.state, this.model);
+    this.statusItem.text = view.text;
+    this.statusItem.tooltip = view.tooltip;
+    this.statusItem.backgroundColor =
+      view.background === undefined
+        ? undefined
+        : new vscode.ThemeColor(
+            view.background === 'error' ? 'statusBarItem.errorBackground' : 'statusBarItem.warningBackground',
+          );
+  }
+
+  private statusNotified(status: ServerStatus): void {
+    this.gotNotification = true;
+    this.stopPolling();
+    this.setState({ kind: 'running', status });
+    if (this.model === undefined && (status.state === 'idle' || status.state === 'failed')) {
+      void this.fetchModel();
+    }
+  }
+
+  /**
+   * The server notifies status changes, but (per docs/architecture.md) its first notification
+   * may only come when the model has loaded; until a notification arrives, ask
+   * `codenook/stats` every second so that "loading model" shows meanwhile.
+   */
+  private poll(): void {
+    this.stopPolling();
+    const client = this.client;
+    if (client === undefined || this.gotNotification) {
+      return;
+    }
+    client.sendRequest(STATS_REQUEST, {}).then(
+      (stats) => {
+        if (this.client !== client || this.gotNotification) {
+          return;
+        }
+        const s = stats as Record<string, unknown>;
+        const status = statusFromPoll(s as unknown as ServerStatus);
+        if (status !== undefined) {
+          if (typeof s.model === 'string') {
+            this.model = s.model;
+          }
+          this.setState({ kind: 'running', status });
+        }
+        if (keepPolling(status)) {
+          this.pollTimer = setTimeout(() => this.poll(), POLL_MS);
+        }
+      },
+      (error) => this.output.debug(`codenook/stats poll failed: ${String(error)}`),
+    );
+  }
+
+  private stopPolling(): void {
+    if (this.pollTimer !== undefined) {
+      clearTimeout(this.pollTimer);
+      this.pollTimer = undefined;
+    }
+  }
+
+  private async fetchModel(): Promise<void> {
+    const client = this.client;
+    if (client === undefined) {
+      return;
+    }
+    try {
+      const stats = (await client.sendRequest(STATS_REQUEST, {})) as Record<string, unknown>;
+      if (this.client === client) {
+        this.model = typeof stats.model === 'string' ? stats.model : null;
+        this.render();
+      }
+    } catch {
+      // not important: the tooltip just goes without the model's name
+    }
+  }
+
+  // -- messages -----------------------------------------------------------------------------
+
+  private notRunning(reason: string, setting: string): void {
+    this.setState({ kind: 'notRunning', reason });
+    this.output.error(reason);
+    void vscode.window
+      .showErrorMessage(`codenook: ${reason}`, OPEN_SETTING, SHOW_OUTPUT)
+      .then((choice) => {
+        if (choice === OPEN_SETTING) {
+          void openSetting(setting);
+        } else if (choice === SHOW_OUTPUT) {
+          this.output.show(true);
+        }
+      });
+  }
+
+  /** window/showMessage from the server, with an "Open Setting" button when it names one. */
+  private serverMessage(params: ShowMessageParams): void {
+    const setting = settingForServerMessage(params.message);
+    const buttons = setting ? [OPEN_SETTING] : [];
+    const show =
+      params.type === MessageType.Error
+        ? vscode.window.showErrorMessage
+        : params.type === MessageType.Warning
+          ? vscode.window.showWarningMessage
+          : vscode.window.showInformationMessage;
+    void show(params.message, ...buttons).then((choice) => {
+      if (choice === OPEN_SETTING && setting) {
+        void openSetting(setting);
+      }
+    });
+  }
+
+  // -- settings -----------------------------------------------------------------------------
+
+  private configurationChanged(event: vscode.ConfigurationChangeEvent): void {
+    if (!event.affectsConfiguration('codenook')) {
+      return;
+    }
+    if (event.affectsConfiguration('codenook.serverCommand')) {
+      this.output.info('codenook.serverCommand changed: restarting the server');
+      void this.restart();
+      return;
+    }
+    const client = this.client;
+    if (client === undefined || !this.running) {
+      return;
+    }
+    const next = readServerSettings(getter);
+    const params = didChangeConfigurationParams(this.sentSettings, next);
+    if (params === undefined) {
+      return;
+    }
+    if (Object.keys(params.settings.codenook).includes('model')) {
+      this.model = undefined; // the server reloads the model; ask for its name again when ready
+    }
+    this.sentSettings = next;
+    void client.sendNotification(DidChangeConfigurationNotification.type, params);
+  }
+
+  // -- commands -----------------------------------------------------------------------------
+
+  private async showStatus(): Promise<void> {
+    const client = this.client;
+    if (client === undefined || !this.running) {
+      const reason = this.state.kind === 'notRunning' ? this.state.reason : 'the server is starting';
+      const choice = await vscode.window.showWarningMessage(
+        `codenook: ${reason}`,
+        'Restart Server',
+        OPEN_SETTING,
+      );
+      if (choice === 'Restart Server') {
+        await this.restart();
+      } else if (choice === OPEN_SETTING) {
+        await openSetting('codenook.serverCommand');
+      }
+      return;
+    }
+    let stats: Record<string, unknown>;
+    try {
+      stats = (await client.sendRequest(STATS_REQUEST, {})) as Record<string, unknown>;
+    } catch (error) {
+      void vscode.window.showErrorMessage(`codenook: codenook/stats failed: ${String(error)}`);
+      return;
+    }
+    type Item = vscode.QuickPickItem & { run?: () => unknown };
+    const items: Item[] = statsSummary(stats).map((line) => ({ label: line.label, detail: line.detail }));
+    items.push(
+      { label: 'Actions', kind: vscode.QuickPickItemKind.Separator },
+      { label: '$(debug-restart) Restart server', run: () => this.restart() },
+      { label: '$(output) Show server log', run: () => this.output.show(true) },
+      { label: '$(gear) Open codenook settings', run: () => openSetting('codenook') },
+    );
+    const picked = await vscode.window.showQuickPick(items, {
+      title: `codenook ${client.initializeResult?.serverInfo?.version ?? ''}`.trim(),
+      placeHolder: 'codenook status',
+    });
+    await picked?.run?.();
+  }
+
+  private async runAgentTask(): Promise<void> {
+    const client = this.client;
+    const caps = client?.initializeResult?.capabilities;
+    if (client === undefined || !this.running) {
+      void vscode.window.showWarningMessage('codenook: the server is not running.');
+      return;
+    }
+    if (!serverHasCommand(caps, AGENT_TASK_COMMAND)) {
+      void vscode.window.showWarningMessage(agentTaskUnavailableMessage(caps));
+      return;
+    }
+    const task = await vscode.window.showInputBox({
+      title: 'codenook: Run agent task',
+      prompt: 'Describe the task; the active file and selection go with it.',
+      ignoreFocusOut: true,
+    });
+    if (!task?.trim()) {
+      return;
+    }
+    const editor = vscode.window.activeTextEditor;
+    const c2p = client.code2ProtocolConverter;
+    const args = agentTaskArguments(
+      task,
+      editor ? c2p.asUri(editor.document.uri) : undefined,
+      editor?.document.version,
+      editor && !editor.selection.isEmpty ? c2p.asRange(editor.selection) : undefined,
+    );
+    try {
+      // Progress (with its Cancel button) comes from the server's work-done progress, which
+      // the language client shows by itself.
+      const result = await client.sendRequest(ExecuteCommandRequest.type, {
+        command: AGENT_TASK_COMMAND,
+        arguments: args,
+      });
+      const message =
+        typeof result === 'string'
+          ? result
+          : typeof result === 'object' && result !== null && typeof (result as { message?: unknown }).message === 'string'
+            ? (result as { message: string }).message
+            : undefined;
+      if (message) {
+        void vscode.window.showInformationMessage(`codenook: ${message}`);
+      }
+    } catch (error) {
+      void vscode.window.showErrorMessage(`codenook: agent task failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+
+  dispose(): void {
+    this.stopPolling();
+    for (const d of this.disposables) {
+      d.dispose();
+    }
+    this.statusItem.dispose();
+    this.output.dispose();
+  }
+}
+
+let controller: Controller | undefined;
+
+export function activate(context: vscode.ExtensionContext): Controller {
+  controller = new Controller();
+  context.subscriptions.push(controller);
+  void controller.start();
+  return controller;
+}
+
+export async function deactivate(): Promise<void> {
+  const c = controller;
+  controller = undefined;
+  if (c !== undefined) {
+    await c.stop();
+  }
+}

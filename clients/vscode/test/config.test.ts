@@ -1,0 +1,162 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import {
+  CLIENT_SETTINGS,
+  changedSettings,
+  configurationAnswer,
+  didChangeConfigurationParams,
+  initializationOptions,
+  isLanguageEnabled,
+  LANGUAGES,
+  nest,
+  readServerSettings,
+  SERVER_SETTINGS,
+  settingForServerMessage,
+} from '../src/config';
+import { contributedDefaults, packageJson, repoRoot } from './helpers';
+
+const defaults = contributedDefaults();
+const get = (key: string) => defaults.get(key);
+
+test('initializationOptions: every server key, nested, and none of the client-only keys', () => {
+  const options = initializationOptions(get) as Record<string, Record<string, unknown>>;
+  assert.deepEqual(Object.keys(options).sort(), [
+    'actions', 'completion', 'context', 'documents', 'engine', 'hover', 'model', 'trace',
+  ]);
+  assert.equal(options.model.path, '', 'an unset model.path goes as "" (the server reads it as unset)');
+  assert.equal(options.model.contextSize, 4096);
+  assert.equal(options.completion.maxTokens, 64);
+  assert.equal(options.trace.prompts, false);
+  assert.equal('serverCommand' in options, false);
+  assert.equal('enable' in options, false);
+  assert.equal('server' in options.trace, false, 'codenook.trace.server is the client\'s LSP trace');
+  const flat = readServerSettings(get);
+  assert.equal(Object.keys(flat).length, SERVER_SETTINGS.length);
+});
+
+test('readServerSettings leaves out undefined values and passes wrong types on to the server', () => {
+  const values: Record<string, unknown> = { 'completion.maxTokens': 'lots', 'model.gpuLayers': -1 };
+  const flat = readServerSettings((k) => values[k]);
+  assert.deepEqual(flat, { 'model.gpuLayers': -1, 'completion.maxTokens': 'lots' });
+});
+
+test('nest turns dotted keys into objects', () => {
+  assert.deepEqual(nest({ 'model.path': '/m.gguf', 'model.gpuLayers': -1, 'trace.prompts': true }), {
+    model: { path: '/m.gguf', gpuLayers: -1 },
+    trace: { prompts: true },
+  });
+  assert.deepEqual(nest({}), {});
+});
+
+test('a settings change sends only what changed, wrapped in a codenook section', () => {
+  const before = readServerSettings(get);
+  const after = { ...before, 'completion.maxTokens': 16, 'model.path': '~/m.gguf' };
+  assert.deepEqual(didChangeConfigurationParams(before, after), {
+    settings: { codenook: { model: { path: '~/m.gguf' }, completion: { maxTokens: 16 } } },
+  });
+  assert.equal(didChangeConfigurationParams(before, { ...before }), undefined);
+});
+
+test('a key that disappears is sent as the server default (the server keeps absent keys)', () => {
+  assert.deepEqual(changedSettings({ 'completion.maxLines': 2 }, {}), { 'completion.maxLines': 8 });
+  assert.deepEqual(changedSettings({ 'completion.maxLines': 8 }, {}), {});
+  assert.deepEqual(changedSettings({ 'model.path': '/x' }, {}), { 'model.path': null });
+});
+
+test('workspace/configuration answers: codenook section without client keys, sub-sections, others', () => {
+  const values = new Map(defaults);
+  values.set('serverCommand', '/venv/bin/codenook serve');
+  values.set('enable', { '*': false });
+  values.set('model.path', '/m.gguf');
+  const getter = (k: string) => values.get(k);
+  const all = configurationAnswer('codenook', getter) as Record<string, Record<string, unknown>>;
+  assert.equal(all.model.path, '/m.gguf');
+  assert.equal('serverCommand' in all, false);
+  assert.equal('enable' in all, false);
+  assert.deepEqual(configurationAnswer(undefined, getter), all);
+  assert.deepEqual(configurationAnswer('codenook.model', getter), all.model);
+  assert.equal(configurationAnswer('codenook.model.path', getter), '/m.gguf');
+  assert.equal(configurationAnswer('codenook.nothing', getter), null);
+  assert.equal(configurationAnswer('editor', getter), undefined);
+});
+
+test('codenook.enable per language', () => {
+  assert.equal(isLanguageEnabled({ '*': true }, 'python'), true);
+  assert.equal(isLanguageEnabled({ '*': true, go: false }, 'go'), false);
+  assert.equal(isLanguageEnabled({ '*': false, rust: true }, 'rust'), true);
+  assert.equal(isLanguageEnabled({ '*': false }, 'python'), false);
+  assert.equal(isLanguageEnabled({}, 'python'), true);
+  assert.equal(isLanguageEnabled(undefined, 'python'), true);
+  assert.equal(isLanguageEnabled(false, 'python'), false);
+  assert.equal(isLanguageEnabled({ python: 'no' }, 'python'), true, 'a non-boolean never turns it off');
+});
+
+test('server messages that name a setting get an "Open Setting" target', () => {
+  assert.equal(
+    settingForServerMessage('codenook: model unavailable: model file not found: /nope.gguf. Set model.path to an existing GGUF file.'),
+    'codenook.model.path',
+  );
+  assert.equal(
+    settingForServerMessage("codenook: setting 'completion.maxLines': 0 is below the minimum 1; using the default (8)"),
+    'codenook.completion.maxLines',
+  );
+  assert.equal(settingForServerMessage("codenook: unknown setting 'bogus' ignored"), undefined);
+  assert.equal(settingForServerMessage('codenook: completion failed: prompt does not fit model.contextSize'), 'codenook.model.contextSize');
+  assert.equal(settingForServerMessage('codenook: file:///a.bin is binary'), undefined);
+});
+
+test('package.json contributes exactly the server keys plus serverCommand, enable and trace.server', () => {
+  const props = packageJson.contributes.configuration.properties;
+  const contributed = Object.keys(props).sort();
+  const expected = [...SERVER_SETTINGS.map((s) => `codenook.${s.key}`), ...CLIENT_SETTINGS.map((k) => `codenook.${k}`)].sort();
+  assert.deepEqual(contributed, expected);
+  for (const spec of SERVER_SETTINGS) {
+    const p = props[`codenook.${spec.key}`];
+    assert.equal(p.type, spec.type, spec.key);
+    assert.deepEqual(p.default, spec.default === null ? '' : spec.default, spec.key);
+    assert.equal(p.minimum, spec.minimum, `${spec.key} minimum`);
+    assert.equal(p.maximum, spec.maximum, `${spec.key} maximum`);
+    assert.ok((p.markdownDescription ?? p.description ?? '').length > 20, `${spec.key} has a description`);
+  }
+  assert.equal(props['codenook.serverCommand'].default, 'codenook serve');
+  assert.deepEqual(props['codenook.serverCommand'].type, ['string', 'array']);
+  assert.deepEqual(props['codenook.enable'].default, { '*': true });
+  assert.equal(props['codenook.trace.server'].default, 'off');
+});
+
+test('the extension activates for every language the server supports', () => {
+  assert.deepEqual(packageJson.activationEvents.sort(), LANGUAGES.map((l) => `onLanguage:${l}`).sort());
+});
+
+test('the server in the repository still declares the same settings (drift check)', (t) => {
+  const python = join(repoRoot, '.venv', 'bin', 'python');
+  if (!existsSync(python)) {
+    t.skip(`no ${python} (run make install): cannot compare with the server's SPECS`);
+    return;
+  }
+  const script =
+    'import json; from codenook.settings import SPECS; print(json.dumps([' +
+    '{"key": s.key, "type": s.kind.__name__, "default": s.default, "minimum": s.minimum, "maximum": s.maximum}' +
+    ' for s in SPECS]))';
+  const specs = JSON.parse(execFileSync(python, ['-c', script], { encoding: 'utf8' })) as {
+    key: string; type: string; default: unknown; minimum: number | null; maximum: number | null;
+  }[];
+  const kinds: Record<string, string> = { str: 'string', int: 'integer', bool: 'boolean' };
+  const server = specs.map((s) => ({
+    key: s.key,
+    type: kinds[s.type],
+    default: s.default,
+    minimum: s.minimum ?? undefined,
+    maximum: s.maximum ?? undefined,
+  }));
+  const client = SERVER_SETTINGS.map((s) => ({ key: s.key, type: s.type, default: s.default, minimum: s.minimum, maximum: s.maximum }));
+  assert.deepEqual(
+    client,
+    server,
+    'server settings changed: update SERVER_SETTINGS in clients/vscode/src/config.ts and the ' +
+      'contributes.configuration section of clients/vscode/package.json',
+  );
+});

@@ -1,0 +1,192 @@
+// A fake of the small part of the `vscode` API that the extension uses. The test build
+// (scripts/build.mjs --tests) aliases `vscode` to this file. Tests drive it through `fake`.
+
+type Listener<T> = (value: T) => unknown;
+
+export interface ShownMessage {
+  level: 'error' | 'warning' | 'info';
+  message: string;
+  buttons: string[];
+}
+
+export const fake = {
+  settings: new Map<string, unknown>(),
+  messages: [] as ShownMessage[],
+  /** What the next message box returns (a button label), by default nothing. */
+  answerMessage: undefined as string | undefined,
+  answerInputBox: undefined as string | undefined,
+  inputBoxes: [] as unknown[],
+  quickPicks: [] as { items: unknown[]; options: unknown }[],
+  answerQuickPick: undefined as ((items: unknown[]) => unknown) | undefined,
+  executed: [] as { command: string; args: unknown[] }[],
+  commands: new Map<string, (...args: unknown[]) => unknown>(),
+  statusItems: [] as FakeStatusBarItem[],
+  configListeners: [] as Listener<{ affectsConfiguration(section: string): boolean }>[],
+  workspaceFolders: undefined as { uri: { scheme: string; fsPath: string } }[] | undefined,
+  log: [] as string[],
+  reset(): void {
+    this.settings.clear();
+    this.messages = [];
+    this.answerMessage = undefined;
+    this.answerInputBox = undefined;
+    this.inputBoxes = [];
+    this.quickPicks = [];
+    this.answerQuickPick = undefined;
+    this.executed = [];
+    this.commands.clear();
+    this.statusItems = [];
+    this.configListeners = [];
+    this.workspaceFolders = undefined;
+    this.log = [];
+  },
+  /** Change settings and fire onDidChangeConfiguration for them. */
+  changeSettings(values: Record<string, unknown>): void {
+    for (const [k, v] of Object.entries(values)) {
+      this.settings.set(k, v);
+    }
+    const keys = Object.keys(values).map((k) => `codenook.${k}`);
+    const event = {
+      affectsConfiguration: (section: string) =>
+        keys.some((k) => k === section || k.startsWith(`${section}.`)),
+    };
+    for (const l of this.configListeners) {
+      l(event);
+    }
+  },
+};
+
+class FakeDisposable {
+  constructor(private readonly fn: () => void = () => {}) {}
+  dispose(): void {
+    this.fn();
+  }
+}
+
+export class ThemeColor {
+  constructor(readonly id: string) {}
+}
+
+export enum StatusBarAlignment {
+  Left = 1,
+  Right = 2,
+}
+
+export enum QuickPickItemKind {
+  Separator = -1,
+  Default = 0,
+}
+
+export enum ProgressLocation {
+  SourceControl = 1,
+  Window = 10,
+  Notification = 15,
+}
+
+export class FakeStatusBarItem {
+  text = '';
+  tooltip: unknown = '';
+  name: string | undefined;
+  command: unknown;
+  backgroundColor: ThemeColor | undefined;
+  visible = false;
+  constructor(
+    readonly id: string,
+    readonly alignment: StatusBarAlignment,
+    readonly priority: number,
+  ) {}
+  show(): void {
+    this.visible = true;
+  }
+  hide(): void {
+    this.visible = false;
+  }
+  dispose(): void {
+    this.visible = false;
+  }
+}
+
+function message(level: ShownMessage['level']) {
+  return (text: string, ...buttons: unknown[]): Promise<string | undefined> => {
+    const labels = buttons.filter((b): b is string => typeof b === 'string');
+    fake.messages.push({ level, message: text, buttons: labels });
+    const answer = fake.answerMessage;
+    return Promise.resolve(answer !== undefined && labels.includes(answer) ? answer : undefined);
+  };
+}
+
+export const window = {
+  activeTextEditor: undefined as unknown,
+  createOutputChannel(name: string) {
+    const line = (level: string) => (text: string) => fake.log.push(`${level}: ${text}`);
+    return {
+      name,
+      info: line('info'),
+      warn: line('warn'),
+      error: line('error'),
+      debug: line('debug'),
+      trace: line('trace'),
+      appendLine: line('line'),
+      append: line('text'),
+      show() {},
+      hide() {},
+      clear() {},
+      dispose() {},
+    };
+  },
+  createStatusBarItem(id: string, alignment: StatusBarAlignment, priority: number) {
+    const item = new FakeStatusBarItem(id, alignment, priority);
+    fake.statusItems.push(item);
+    return item;
+  },
+  showErrorMessage: message('error'),
+  showWarningMessage: message('warning'),
+  showInformationMessage: message('info'),
+  showInputBox(options: unknown): Promise<string | undefined> {
+    fake.inputBoxes.push(options);
+    return Promise.resolve(fake.answerInputBox);
+  },
+  showQuickPick(items: unknown[], options: unknown): Promise<unknown> {
+    fake.quickPicks.push({ items, options });
+    return Promise.resolve(fake.answerQuickPick ? fake.answerQuickPick(items) : undefined);
+  },
+  withProgress<T>(_options: unknown, task: (progress: unknown, token: unknown) => Promise<T>): Promise<T> {
+    return task({ report() {} }, { isCancellationRequested: false, onCancellationRequested: () => new FakeDisposable() });
+  },
+};
+
+export const commands = {
+  registerCommand(id: string, fn: (...args: unknown[]) => unknown) {
+    if (fake.commands.has(id)) {
+      throw new Error(`command '${id}' already exists`);
+    }
+    fake.commands.set(id, fn);
+    return new FakeDisposable(() => fake.commands.delete(id));
+  },
+  executeCommand(command: string, ...args: unknown[]): Promise<unknown> {
+    fake.executed.push({ command, args });
+    const own = fake.commands.get(command);
+    return Promise.resolve(own ? own(...args) : undefined);
+  },
+};
+
+export const workspace = {
+  getConfiguration(section: string) {
+    if (section !== 'codenook') {
+      throw new Error(`unexpected configuration section ${section}`);
+    }
+    return {
+      get(key: string, defaultValue?: unknown) {
+        return fake.settings.has(key) ? fake.settings.get(key) : defaultValue;
+      },
+    };
+  },
+  onDidChangeConfiguration(listener: Listener<{ affectsConfiguration(section: string): boolean }>) {
+    fake.configListeners.push(listener);
+    return new FakeDisposable(() => {
+      fake.configListeners = fake.configListeners.filter((l) => l !== listener);
+    });
+  },
+  get workspaceFolders() {
+    return fake.workspaceFolders;
+  },
+};
