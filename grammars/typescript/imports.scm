@@ -1,1 +1,15 @@
 (program (import_statement) @import)
+
+; For the workspace index.
+(import_statement source: (string (string_fragment) @import.module))
+(import_statement
+  (import_clause (named_imports (import_specifier name: (identifier) @import.name)))
+  source: (string (string_fragment) @import.module))
+(export_statement source: (string (string_fragment) @import.module))
+(export_statement
+  (export_clause (export_specifier name: (identifier) @import.name))
+  source: (string (string_fragment) @import.module))
+((call_expression
+   function: (identifier) @_require
+   arguments: (arguments . (string (string_fragment) @import.module)))
+ (#eq? @_require "require"))

@@ -11,6 +11,7 @@ from codenook.engine import Engine, EngineError
 from codenook.models import NoModel, resolve_model_path
 from codenook.scheduler import EngineWorker, Status
 from codenook.settings import Settings
+from codenook.workspace import WorkspaceContext
 
 
 def model_loader(settings: Settings, model_path: Path | None = None) -> Callable[[], Engine]:
@@ -46,10 +47,11 @@ class App:
         roots: Callable[[], list[str]] = list,
         on_status: Callable[[Status], None] | None = None,
         loader: Callable[[], Engine] | None = None,
+        workspace: WorkspaceContext | None = None,
     ) -> None:
         self.settings = settings
         self.worker = EngineWorker(loader or model_loader(settings), on_status)
-        self.completions = CompletionService(self.worker, lambda: self.settings, roots)
+        self.completions = CompletionService(self.worker, lambda: self.settings, roots, workspace)
         self.assist = AssistService(self.worker, lambda: self.settings)
 
     def start(self) -> App:

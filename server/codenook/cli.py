@@ -249,6 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench_module.add_arguments(bench)
     bench.set_defaults(func=bench_module.main)
 
+    from codenook import evalcontext
+
+    eval_context = sub.add_parser(
+        "eval-context",
+        help="measure how often the cross-file context holds what holes cut in real code need",
+    )
+    evalcontext.add_arguments(eval_context)
+    eval_context.set_defaults(func=evalcontext.command)
+
     settings = sub.add_parser("settings", help="list every setting with its default")
     settings.set_defaults(func=cmd_settings)
     return parser

@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from urllib.parse import unquote
 
 from codenook import languages
 from codenook.context import Budget, CompletionContext, build_completion_context
+from codenook.crossfile import CachedCounter, Chunk
 from codenook.documents import Document, Snapshot
 from codenook.engine import EngineError, GenerationRequest, GenerationResult
 from codenook.postprocess import Shape, is_done, postprocess
-from codenook.prompts import Prompt, completion_prompt, strip_dropped_indent
+from codenook.prompts import Prompt, completion_prompt, strip_dropped_indent, takes_chunks
 from codenook.scheduler import Cancelled, EngineWorker, Priority, Superseded
 from codenook.settings import Settings
+from codenook.workspace import WorkspaceContext
 
 
 class NotReady(EngineError):
@@ -112,10 +114,14 @@ class CompletionService:
         worker: EngineWorker,
         settings: Callable[[], Settings],
         roots: Callable[[], list[str]] = list,
+        workspace: WorkspaceContext | None = None,
     ) -> None:
         self._worker = worker
         self._settings = settings
         self._roots = roots
+        self._workspace = workspace
+        self._counted: object = None  # the engine whose tokenizer _cached_count wraps
+        self._cached_count = CachedCounter(self._count)
         self._shown: dict[str, Shown] = {}
         self._speculated: dict[str, Shown] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -132,6 +138,14 @@ class CompletionService:
             return max(1, len(text) // 3)
         return len(engine.tokenize(text))
 
+    def _counter(self) -> CachedCounter:
+        """Token counts remembered per model: lines and chunks repeat between keystrokes."""
+        engine = self._worker.engine
+        if engine is not self._counted:
+            self._counted = engine
+            self._cached_count = CachedCounter(self._count)
+        return self._cached_count
+
     def prepare(self, snapshot: Snapshot, offset: int) -> tuple[Prompt, Shape, CompletionContext]:
         """Context and prompt for a completion; synchronous so the snapshot's tree is current."""
         settings = self._settings()
@@ -146,11 +160,16 @@ class CompletionService:
             settings["context.headerTokens"],
         )
         path = display_path(snapshot.uri, self._roots())
-        ctx = build_completion_context(snapshot, offset, budget, self._count, path)
+        count = self._counter()
+        ctx = build_completion_context(snapshot, offset, budget, count, path)
+        chunks: Sequence[Chunk] = ()
+        cross_budget = settings["context.crossFileTokens"]
+        if self._workspace is not None and cross_budget > 0 and takes_chunks(engine.info.fim):
+            chunks = self._workspace.crossfile(snapshot, offset, ctx, cross_budget, count).chunks
         roots = self._roots()
         repo = PurePosixPath(roots[0].rstrip("/")).name if roots else "workspace"
         comment = languages.comment_prefix(snapshot.uri)
-        prompt = completion_prompt(ctx, engine.info.fim, repo, comment)
+        prompt = completion_prompt(ctx, engine.info.fim, repo, comment, chunks)
         lines = snapshot.lines
         # Post-processing compares against the document itself, whatever the prompt's
         # suffix budget (prefix-only models get no suffix at all).

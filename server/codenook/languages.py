@@ -2,7 +2,8 @@
 
 Adding a language means adding its grammar wheel to the dependencies, a row to ``_SPECS`` and
 a folder ``grammars/<name>/`` with its queries; nothing else in codenook names a language.
-Queries are read from files so that they can be reviewed and tested as what they are.
+Queries are read from files so that they can be reviewed and tested as what they are
+(capture names: ``grammars/README.md``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from tree_sitter import Language, Parser, Query
 
-QUERY_NAMES = ("scopes", "imports")
+QUERY_NAMES = ("scopes", "imports", "tags")
 
 
 @dataclass(frozen=True)
@@ -26,21 +27,34 @@ class LanguageSpec:
     extensions: tuple[str, ...] = ()
     language_ids: tuple[str, ...] = ()
     line_comment: str = "//"
+    # How an import's module string names files of the workspace (see ``index.resolve``):
+    # "python", "js", "go", "rust", "java", "include" or "lua"; "" resolves nothing.
+    import_style: str = ""
+    # Files of the same directory see each other's definitions without an import (Go, Java).
+    directory_is_package: bool = False
 
 
 _SPECS: tuple[LanguageSpec, ...] = (
-    LanguageSpec("python", "tree_sitter_python", extensions=(".py", ".pyi"), line_comment="#"),
+    LanguageSpec(
+        "python",
+        "tree_sitter_python",
+        extensions=(".py", ".pyi"),
+        line_comment="#",
+        import_style="python",
+    ),
     LanguageSpec(
         "javascript",
         "tree_sitter_javascript",
         extensions=(".js", ".mjs", ".cjs", ".jsx"),
         language_ids=("javascript", "javascriptreact"),
+        import_style="js",
     ),
     LanguageSpec(
         "typescript",
         "tree_sitter_typescript",
         function="language_typescript",
         extensions=(".ts", ".mts", ".cts"),
+        import_style="js",
     ),
     LanguageSpec(
         "tsx",
@@ -48,9 +62,30 @@ _SPECS: tuple[LanguageSpec, ...] = (
         function="language_tsx",
         extensions=(".tsx",),
         language_ids=("typescriptreact",),
+        import_style="js",
     ),
-    LanguageSpec("go", "tree_sitter_go", extensions=(".go",)),
-    LanguageSpec("rust", "tree_sitter_rust", extensions=(".rs",)),
+    LanguageSpec(
+        "go", "tree_sitter_go", extensions=(".go",), import_style="go", directory_is_package=True
+    ),
+    LanguageSpec("rust", "tree_sitter_rust", extensions=(".rs",), import_style="rust"),
+    LanguageSpec(
+        "java",
+        "tree_sitter_java",
+        extensions=(".java",),
+        import_style="java",
+        directory_is_package=True,
+    ),
+    LanguageSpec("c", "tree_sitter_c", extensions=(".c", ".h"), import_style="include"),
+    LanguageSpec(
+        "cpp",
+        "tree_sitter_cpp",
+        extensions=(".cc", ".cpp", ".cxx", ".c++", ".hh", ".hpp", ".hxx", ".h++", ".ipp"),
+        language_ids=("c++", "cuda-cpp"),
+        import_style="include",
+    ),
+    LanguageSpec(
+        "lua", "tree_sitter_lua", extensions=(".lua",), line_comment="--", import_style="lua"
+    ),
 )
 
 

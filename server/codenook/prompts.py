@@ -11,10 +11,12 @@ model as the text it is instead of as control tokens.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from codenook.context import CompletionContext
+from codenook.crossfile import Chunk
 from codenook.engine import FimTokens, PromptPart
 
 
@@ -77,8 +79,13 @@ def _build(
     return Prompt(tuple(kept), mode, stop, tuple(sorted(set(checkpoints))))
 
 
-def fim_prompt(ctx: CompletionContext, fim: FimTokens, repo_name: str) -> Prompt:
+def fim_prompt(
+    ctx: CompletionContext, fim: FimTokens, repo_name: str, chunks: Sequence[Chunk] = ()
+) -> Prompt:
     """Qwen's repository-level FIM, with the hole starting at the cursor line's start.
+
+    ``chunks`` of other files come first, one ``<|file_sep|>`` section each (a model without
+    repository markers gets none of them).
 
     The cursor line's typed part goes after ``<|fim_middle|>`` as the beginning of the middle
     (the model continues it), so the prompt reads: stable head, code above the cursor line,
@@ -91,12 +98,10 @@ def fim_prompt(ctx: CompletionContext, fim: FimTokens, repo_name: str) -> Prompt
     above, cursor_line = _split_cursor_line(ctx)
     parts: list[tuple[PromptPart, bool]] = []
     if fim.repo_name and fim.file_sep:
-        parts += [
-            (_marker(fim.repo_name), False),
-            (_text(f"{repo_name}\n"), False),
-            (_marker(fim.file_sep), False),
-            (_text(f"{ctx.path}\n"), False),
-        ]
+        parts += [(_marker(fim.repo_name), False), (_text(f"{repo_name}\n"), False)]
+        for chunk in chunks:
+            parts += [(_marker(fim.file_sep), False), (_text(chunk.render()), False)]
+        parts += [(_marker(fim.file_sep), False), (_text(f"{ctx.path}\n"), False)]
     parts += [
         (_marker(fim.prefix), True),
         (_text(above), True),
@@ -124,8 +129,18 @@ def prefix_prompt(ctx: CompletionContext, comment: str) -> Prompt:
 
 
 def completion_prompt(
-    ctx: CompletionContext, fim: FimTokens, repo_name: str, comment: str
+    ctx: CompletionContext,
+    fim: FimTokens,
+    repo_name: str,
+    comment: str,
+    chunks: Sequence[Chunk] = (),
 ) -> Prompt:
     if fim.has_fim:
-        return fim_prompt(ctx, fim, repo_name)
+        return fim_prompt(ctx, fim, repo_name, chunks)
     return prefix_prompt(ctx, comment)
+
+
+def takes_chunks(fim: FimTokens) -> bool:
+    """Only the repository layout has a place for other files (``<|file_sep|>`` sections,
+    as such models were trained); a prefix-only model gets its own file alone."""
+    return bool(fim.has_fim and fim.repo_name and fim.file_sep)

@@ -124,6 +124,29 @@ SPECS: tuple[SettingSpec, ...] = (
         65536,
     ),
     SettingSpec(
+        "context.crossFileTokens",
+        int,
+        1024,
+        "Model tokens for definitions, recent edits and visited code from other files of the"
+        " workspace, in front of the current file (0: none).",
+        0,
+        131072,
+    ),
+    SettingSpec(
+        "index.enabled",
+        bool,
+        True,
+        "Index the workspace's source files in the background for cross-file context.",
+    ),
+    SettingSpec(
+        "index.maxFileBytes",
+        int,
+        1024 * 1024,
+        "Source files larger than this are left out of the workspace index.",
+        1024,
+        1 << 31,
+    ),
+    SettingSpec(
         "documents.maxFileBytes",
         int,
         2 * 1024 * 1024,

@@ -19,7 +19,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcContentModified, JsonRpcException
 from pygls.lsp.server import LanguageServer
 
-from codenook import __version__
+from codenook import __version__, languages
 from codenook.actions import KINDS, ActionError, reindent, validate
 from codenook.app import App
 from codenook.completion import NotReady, Suggestion, display_path
@@ -29,6 +29,7 @@ from codenook.positions import Encoding, PositionError
 from codenook.scheduler import Cancelled, Status, Superseded
 from codenook.settings import Settings, parse_settings
 from codenook.streaming import Edit, EditStream, run_stream
+from codenook.workspace import WorkspaceContext
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,10 @@ class CodenookServer(LanguageServer):
         self.last_hover: dict[str, Any] | None = None
         self._load_token: str | None = None
         self._tasks: set[asyncio.Future[None]] = set()
+        self.context = WorkspaceContext(enabled=False)  # replaced once initialized
+        self._context_started = False
+        self._index_tokens: dict[str, tuple[str, int]] = {}  # root -> (token, last percent)
+        self._last_place: tuple[str, int] | None = None  # (uri, line) of the last completion
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -89,6 +94,10 @@ class CodenookServer(LanguageServer):
             self.tell(problem, types.MessageType.Warning, once=False)
         self.settings = settings
         self.documents.max_file_bytes = settings["documents.maxFileBytes"]
+        self.context.max_file_bytes = settings["index.maxFileBytes"]
+        if self._context_started and self.context.enabled != settings["index.enabled"]:
+            self.context.enabled = settings["index.enabled"]
+            self.context.set_folders(self.roots())
         if self.app is not None:
             restart = self.app.model_settings_changed(settings)
             self.app.settings = settings
@@ -101,7 +110,12 @@ class CodenookServer(LanguageServer):
         waits; requests made meanwhile queue on the new engine."""
         old = self.app
         self._told = {m for m in self._told if not m.startswith("model")}
-        self.app = App(self.settings, roots=self.roots, on_status=self._status_from_thread)
+        self.app = App(
+            self.settings,
+            roots=self.roots,
+            on_status=self._status_from_thread,
+            workspace=self.context,
+        )
         new = self.app
         if old is None:
             new.start()
@@ -158,6 +172,79 @@ class CodenookServer(LanguageServer):
             if token in self.work_done_progress.tokens:
                 self.work_done_progress.end(token, types.WorkDoneProgressEnd(message="ready"))
 
+    # -- workspace index -------------------------------------------------------------------
+
+    def start_context(self) -> None:
+        """Index the workspace folders in the background, with work-done progress."""
+        loop = self._loop
+        assert loop is not None
+
+        def document(uri: str) -> Any:
+            doc = self.documents.find(uri)
+            return doc.snapshot() if doc is not None else None
+
+        def from_thread(function: Any, *args: Any) -> None:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(function, *args)
+
+        self.context.close()
+        self.context = WorkspaceContext(
+            enabled=self.settings["index.enabled"],
+            max_file_bytes=self.settings["index.maxFileBytes"],
+            schedule=loop.call_later,
+            document=document,
+            on_progress=lambda root, done, total: from_thread(
+                self._index_progress, root, done, total
+            ),
+            on_done=lambda root, stats, error: from_thread(self._index_done, root, stats, error),
+        )
+        self._context_started = True
+        self.context.set_folders(self.roots())
+
+    def _index_progress(self, root: str, done: int, total: int) -> None:
+        window = self.client_capabilities.window
+        if window is None or not window.work_done_progress or total == 0:
+            return
+        percent = done * 100 // total
+        known = self._index_tokens.get(root)
+        if known is None:
+            token = f"codenook-index-{uuid.uuid4()}"
+            self._index_tokens[root] = (token, percent)
+
+            async def begin() -> None:
+                try:
+                    await self.work_done_progress.create_async(token)
+                except Exception:
+                    return
+                self.work_done_progress.begin(
+                    token,
+                    types.WorkDoneProgressBegin(
+                        title="codenook: indexing",
+                        message=root,
+                        percentage=self._index_tokens.get(root, (token, 0))[1],
+                    ),
+                )
+
+            self._tasks.add(task := asyncio.ensure_future(begin()))
+            task.add_done_callback(self._tasks.discard)
+        elif percent > known[1]:
+            token = known[0]
+            self._index_tokens[root] = (token, percent)
+            if token in self.work_done_progress.tokens:
+                self.work_done_progress.report(
+                    token,
+                    types.WorkDoneProgressReport(
+                        message=f"{done}/{total} files", percentage=percent
+                    ),
+                )
+
+    def _index_done(self, root: str, stats: Any, error: BaseException | None) -> None:
+        message = f"index failed: {error}" if stats is None else stats.summary()
+        self.log(f"codenook: {root}: {message}")
+        token = self._index_tokens.pop(root, (None, 0))[0]
+        if token is not None and token in self.work_done_progress.tokens:
+            self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
+
 
 server = CodenookServer()
 
@@ -204,13 +291,62 @@ async def initialized(ls: CodenookServer, params: types.InitializedParams) -> No
                 ls.apply_settings(items[0])
         except Exception as exc:
             ls.log(f"workspace/configuration at start-up failed: {exc}")
+    ls.start_context()
     ls.start_engine()
+    await _watch_files(ls)
+
+
+async def _watch_files(ls: CodenookServer) -> None:
+    """Ask the client for file events on source files (when it can register watchers)."""
+    caps = ls.client_capabilities.workspace
+    watched = caps.did_change_watched_files if caps is not None else None
+    if watched is None or not watched.dynamic_registration:
+        return
+    extensions = sorted({e.lstrip(".") for s in languages._SPECS for e in s.extensions})
+    pattern = "**/*.{" + ",".join(extensions) + "}"
+    try:
+        await ls.client_register_capability_async(
+            types.RegistrationParams(
+                registrations=[
+                    types.Registration(
+                        id=f"codenook-files-{uuid.uuid4()}",
+                        method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+                        register_options=types.DidChangeWatchedFilesRegistrationOptions(
+                            watchers=[types.FileSystemWatcher(glob_pattern=pattern)]
+                        ),
+                    )
+                ]
+            )
+        )
+    except Exception as exc:
+        ls.log(f"could not watch files: {exc}")
 
 
 @server.feature(types.SHUTDOWN)
 def shutdown(ls: CodenookServer, params: None) -> None:
+    ls.context.close()
     if ls.app is not None:
         ls.app.stop()
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+def did_change_workspace_folders(
+    ls: CodenookServer, params: types.DidChangeWorkspaceFoldersParams
+) -> None:
+    ls.context.set_folders(ls.roots())  # pygls has updated ls.workspace.folders already
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+def did_change_watched_files(ls: CodenookServer, params: types.DidChangeWatchedFilesParams) -> None:
+    kinds = {
+        types.FileChangeType.Created: "created",
+        types.FileChangeType.Changed: "changed",
+        types.FileChangeType.Deleted: "deleted",
+    }
+    ls.context.files_changed(
+        [(change.uri, kinds[change.type]) for change in params.changes],
+        lambda uri: uri in ls.documents,
+    )
 
 
 @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
@@ -238,6 +374,7 @@ async def did_change_configuration(
 def did_open(ls: CodenookServer, params: types.DidOpenTextDocumentParams) -> None:
     item = params.text_document
     doc = ls.documents.open(item.uri, item.text, item.version, item.language_id)
+    ls.context.opened(item.uri, doc.snapshot())
     if doc.language is None and not ls.documents.is_editable_text(item.text):
         ls.tell(
             f"{item.uri} is binary or larger than documents.maxFileBytes"
@@ -255,29 +392,48 @@ def did_change(ls: CodenookServer, params: types.DidChangeTextDocumentParams) ->
     try:
         for change in params.content_changes:
             if isinstance(change, types.TextDocumentContentChangePartial):
+                start, end = change.range.start, change.range.end
                 doc.apply_edit(
-                    (change.range.start.line, change.range.start.character),
-                    (change.range.end.line, change.range.end.character),
+                    (start.line, start.character),
+                    (end.line, end.character),
                     change.text,
                     ls.encoding,
                     version,
                 )
+                new_last = start.line + change.text.count("\n")
+                ls.context.changed(doc.uri, doc.snapshot(), start.line, end.line, new_last)
             else:
                 doc.replace_all(change.text, version)
+                ls.context.replaced(doc.uri)
     except (PositionError, DocumentError) as exc:
         # Our copy no longer matches the editor's; resynchronise from pygls's copy.
         ls.log(f"didChange for {doc.uri} did not apply ({exc}); resynchronising")
         doc.replace_all(ls.workspace.get_text_document(doc.uri).source, version)
 
 
+@server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+def did_save(ls: CodenookServer, params: types.DidSaveTextDocumentParams) -> None:
+    ls.context.saved(params.text_document.uri)
+
+
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: CodenookServer, params: types.DidCloseTextDocumentParams) -> None:
     ls.documents.close(params.text_document.uri)
+    ls.context.closed(params.text_document.uri)
     if ls.app is not None:
         ls.app.completions.forget(params.text_document.uri)
 
 
 # -- inline completion -------------------------------------------------------------------------
+
+
+def _left_for(ls: CodenookServer, uri: str, line: int) -> None:
+    """Completing in another document than last time: the place left counts as visited."""
+    last, ls._last_place = ls._last_place, (uri, line)
+    if last is not None and last[0] != uri:
+        previous = ls.documents.find(last[0])
+        if previous is not None:
+            ls.context.visited(last[0], previous.snapshot(), last[1])
 
 
 def _inline_items(
@@ -308,6 +464,7 @@ async def inline_completion(
     except PositionError as exc:
         ls.log(f"inlineCompletion at an impossible position: {exc}")
         return empty
+    _left_for(ls, snapshot.uri, params.position.line)
     try:
         suggestion = await ls.app.completions.complete(snapshot, offset)
     except (Superseded, Cancelled):
@@ -357,6 +514,7 @@ def stats(ls: CodenookServer, params: Any) -> dict[str, Any]:
         "lastCompletion": ls.last_completion,
         "lastHover": ls.last_hover,
         "hoverCacheHits": ls.app.assist.hover_cache.hits,
+        "index": ls.context.status(),
     }
 
 
@@ -571,6 +729,7 @@ async def hover(ls: CodenookServer, params: types.HoverParams) -> types.Hover | 
     target = ls.app.assist.hover_target(snapshot, offset)
     if target is None:
         return None
+    ls.context.visited(snapshot.uri, snapshot, params.position.line)
     markdown, cached = await ls.app.assist.hover(target)
     ls.last_hover = {"name": target.name, "cached": cached}
     return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=markdown))

@@ -1,0 +1,712 @@
+"""Cross-file context: what the rest of the workspace tells the model about the cursor's code.
+
+Pure functions of a document snapshot, a cursor, the workspace index, a snapshot of recent
+activity, a token budget and a token counter. The result is a list of chunks, one per file
+section, rendered in the model's repository format (``<|file_sep|>path`` + content) before the
+current file. Candidates, most relevant first (the ``TIER_*`` constants):
+
+1. definitions of the names used near the cursor that the file's imports lead to (signature,
+   docstring or doc comment, the fields of a class);
+2. the regions edited most recently, across files (a ring, see ``Activity``);
+3. what the imports bring in: the signatures of the imported names;
+4. definitions of other names used near the cursor: rare names, members used as attributes;
+5. the member signatures of the classes above;
+6. chunks of recently visited code (llama.vim's ring: near-duplicates evicted, chunks too
+   similar to the prompt's own window dropped);
+7. the members, docs and fields of the imported names, then outlines of the imported modules.
+
+**Stable between keystrokes.** Prefix caching only helps when consecutive prompts share their
+beginning, and these chunks come first. So nothing here depends on the cursor line's text or
+column: the names "near the cursor" come from whole 16-line blocks around it minus the cursor
+line, recent edits overlapping the prompt's window are left out (they are in the window), and
+the chunks are emitted in a fixed order (imports-derived definitions, visited code, other
+definitions, recent edits; by path within each group; by line within each file). Typing on a
+line therefore yields the identical chunk list, and when relevance does change the chunks
+before the change stay in place.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import pairwise
+from typing import Protocol
+
+from codenook import languages
+from codenook.documents import Snapshot
+from codenook.index import IMPORT_DEPTH, Definition, Import, WorkspaceIndex, imports_of
+
+TokenCounter = Callable[[str], int]
+
+STRIDE = 16  # the reference window moves in whole blocks of this many lines
+BLOCKS_BEFORE = 3  # blocks above the cursor's block whose names count as "near"
+BLOCKS_AFTER = 1
+MAX_DEFINITIONS_PER_NAME = 3  # a name with more definitions than this, unresolved, is skipped
+MAX_OUTLINE_FILES = 12
+MAX_OUTLINE_LINES = 3  # lines of a multi-line signature kept in a module outline
+EDIT_SHARE = 0.25  # at most this share of the budget for recent edits
+VISIT_SHARE = 0.25  # and for visited chunks
+SIMILAR_TO_WINDOW = 0.5  # Jaccard similarity above which a chunk repeats the window
+NEAR_DUPLICATE = 0.9  # ... above which a new ring chunk evicts an old one (llama.vim)
+MIN_ITEM_TOKENS = 4  # the budget is full when less than this is left
+MAX_MISSES = 40  # ... or when this many candidates in a row did not fit
+
+# Selection tiers, most relevant first (near-cursor tiers add the reference's rank, 0 or 1).
+TIER_NEAR = 0  # names near the cursor that the imports lead to
+TIER_EDITS = 2  # recently edited regions
+TIER_IMPORTED = 3  # signatures of the imported names
+TIER_NEAR_OTHER = 4  # names near the cursor defined elsewhere (rare names, used members)
+TIER_NEAR_MEMBERS = 6  # member signatures of the classes above
+TIER_VISITS = 7  # recently visited chunks
+TIER_IMPORTED_MEMBERS = 8  # member signatures of imported classes
+TIER_IMPORTED_DOCS = 9  # docs and fields of imported names
+TIER_OUTLINE = 10  # top-level signatures of imported modules (and package siblings)
+TIER_OUTLINE_MEMBERS = 11
+
+# Emission groups, in prompt order: the least likely to change first.
+GROUP_IMPORTS = 0  # definitions in files the current file imports
+GROUP_VISITED = 1
+GROUP_REFERENCES = 2  # definitions found by name elsewhere in the workspace
+GROUP_EDITS = 3
+GROUP_NAMES = ("imports", "visited", "references", "edits")
+
+_REFERENCE = re.compile(r"(\.|->|::|:(?=[A-Za-z_]))?\s*([A-Za-z_$][A-Za-z0-9_$]*)")
+
+
+# -- results -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One section of the prompt: a file path and lines of that file (gaps marked)."""
+
+    path: str
+    text: str
+    group: str  # "imports", "visited", "references" or "edits"
+    first_line: int
+    last_line: int
+
+    def render(self) -> str:
+        """The text that follows the ``<|file_sep|>`` marker in the prompt."""
+        return f"{self.path}\n{self.text}\n"
+
+
+@dataclass(frozen=True)
+class CrossFileContext:
+    chunks: tuple[Chunk, ...] = ()
+    tokens: int = 0  # counted as rendered, one token per section for its marker
+    candidates: int = 0  # items considered
+
+    @property
+    def text(self) -> str:
+        return "".join(chunk.render() for chunk in self.chunks)
+
+
+def rendered_tokens(chunks: Iterable[Chunk], count: TokenCounter) -> int:
+    """Tokens the chunks take in the prompt: each rendering plus its ``<|file_sep|>``."""
+    return sum(count(chunk.render()) + 1 for chunk in chunks)
+
+
+class ContextMemo:
+    """The last few cross-file contexts by their inputs (see ``build_crossfile_context``)."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[object, ...], CrossFileContext] = OrderedDict()
+        self.hits = 0
+
+    def get(self, key: tuple[object, ...]) -> CrossFileContext | None:
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+            self.hits += 1
+        return found
+
+    def put(self, key: tuple[object, ...], value: CrossFileContext) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
+class CachedCounter:
+    """A token counter that remembers: chunks repeat from keystroke to keystroke."""
+
+    def __init__(self, count: TokenCounter, capacity: int = 50_000) -> None:
+        self._count = count
+        self._cache: OrderedDict[str, int] = OrderedDict()
+        self.capacity = capacity
+
+    def __call__(self, text: str) -> int:
+        cached = self._cache.get(text)
+        if cached is not None:
+            return cached
+        value = self._count(text)
+        self._cache[text] = value
+        if len(self._cache) > self.capacity:
+            for _ in range(self.capacity // 10):
+                self._cache.popitem(last=False)
+        return value
+
+
+# -- recent activity -----------------------------------------------------------------------------
+
+
+class Lines(Protocol):
+    """What activity needs of a document's text (``positions.LineIndex`` has it)."""
+
+    @property
+    def line_count(self) -> int: ...
+
+    def line_text(self, line: int) -> str: ...
+
+
+@dataclass(frozen=True)
+class RecentChunk:
+    path: str
+    start_line: int
+    lines: tuple[str, ...]
+
+    @property
+    def end_line(self) -> int:
+        return self.start_line + len(self.lines) - 1
+
+
+@dataclass(frozen=True)
+class ActivitySnapshot:
+    """Recent edits and visited chunks, most recent first; immutable."""
+
+    edits: tuple[RecentChunk, ...] = ()
+    visits: tuple[RecentChunk, ...] = ()
+
+
+def line_set(lines: Iterable[str]) -> frozenset[str]:
+    return frozenset(stripped for line in lines if (stripped := line.strip()))
+
+
+def jaccard(a: Iterable[str], b: Iterable[str]) -> float:
+    """Similarity of two chunks as sets of non-blank stripped lines (llama.vim's measure)."""
+    return _jaccard(line_set(a), line_set(b))
+
+
+def _jaccard(left: frozenset[str], right: frozenset[str]) -> float:
+    if not left or not right:
+        return 0.0
+    return len(left & right) / len(left | right)
+
+
+class Activity:
+    """Rings of recently edited regions and recently visited chunks across files.
+
+    Owned by the event loop: the server calls ``record_edit`` after each applied change and
+    ``record_visit`` when the user looks at code (opening a file, hovering, leaving a file
+    it was completing in); completions read ``snapshot()``.
+    """
+
+    def __init__(
+        self,
+        max_edits: int = 16,
+        max_visits: int = 16,
+        visit_lines: int = 32,
+        edit_context: int = 3,
+        max_edit_lines: int = 24,
+    ) -> None:
+        self.max_edits = max_edits
+        self.max_visits = max_visits
+        self.visit_lines = visit_lines
+        self.edit_context = edit_context
+        self.max_edit_lines = max_edit_lines
+        self._edits: list[RecentChunk] = []
+        self._visits: list[RecentChunk] = []
+        self._snapshot: ActivitySnapshot | None = None
+
+    def snapshot(self) -> ActivitySnapshot:
+        if self._snapshot is None:
+            self._snapshot = ActivitySnapshot(tuple(self._edits), tuple(self._visits))
+        return self._snapshot
+
+    def record_edit(
+        self, path: str, lines: Lines, first_line: int, old_last_line: int, new_last_line: int
+    ) -> None:
+        """After a change that replaced lines ``first..old_last`` with ``first..new_last``.
+
+        Edits next to an earlier one (typing along a line, pressing Enter) grow that region
+        instead of adding a new one; regions further down the file move with the edit.
+        """
+        context = self.edit_context
+        delta = new_last_line - old_last_line
+        start, end = first_line, new_last_line
+        kept: list[RecentChunk] = []
+        for chunk in self._edits:
+            if chunk.path != path or chunk.end_line < first_line - context:
+                kept.append(chunk)
+            elif chunk.start_line > old_last_line + context:
+                kept.append(RecentChunk(path, chunk.start_line + delta, chunk.lines))
+            else:  # touching the edit: merged into its region
+                start = min(start, chunk.start_line + (context if chunk.start_line else 0))
+                if chunk.end_line > old_last_line:
+                    end = max(end, chunk.end_line - context + delta)
+        start = max(0, start - context)
+        end = min(lines.line_count - 1, end + context)
+        if end - start + 1 > self.max_edit_lines:  # keep the part at and below this edit
+            start = max(start, first_line - context)
+            end = min(end, start + self.max_edit_lines - 1)
+        text = tuple(lines.line_text(n) for n in range(start, end + 1))
+        self._edits = [RecentChunk(path, start, text), *kept][: self.max_edits]
+        self._snapshot = None
+
+    def record_visit(self, path: str, lines: Lines, line: int) -> None:
+        """The chunk of ``visit_lines`` lines around ``line`` was looked at."""
+        half = self.visit_lines // 2
+        start = max(0, min(line - half, lines.line_count - self.visit_lines))
+        start -= start % 8  # aligned, so visiting nearby lines gives the same chunk
+        end = min(lines.line_count, start + self.visit_lines)
+        text = tuple(lines.line_text(n) for n in range(start, end))
+        if not any(t.strip() for t in text):
+            return
+        kept = [
+            chunk
+            for chunk in self._visits
+            if not (
+                (chunk.path == path and chunk.start_line == start)
+                or jaccard(chunk.lines, text) > NEAR_DUPLICATE
+            )
+        ]
+        self._visits = [RecentChunk(path, start, text), *kept][: self.max_visits]
+        self._snapshot = None
+
+    def forget(self, path: str) -> None:
+        """Drop what was recorded of a deleted file."""
+        self._edits = [c for c in self._edits if c.path != path]
+        self._visits = [c for c in self._visits if c.path != path]
+        self._snapshot = None
+
+
+# -- assembling --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Item:
+    tier: int
+    order: int
+    group: int
+    path: str
+    lines: tuple[tuple[int, str], ...]
+    share: str = ""  # "edits" / "visits": counted against that share of the budget
+
+
+@dataclass
+class _Selection:
+    budget: int
+    count: TokenCounter
+    sections: dict[tuple[int, str], dict[int, str]] = field(default_factory=dict)
+    used: int = 0
+    shares: dict[str, int] = field(default_factory=dict)
+    chosen: list[tuple[_Item, int]] = field(default_factory=list)  # with estimated costs
+
+    def cost(self, item: _Item) -> int:
+        section = self.sections.get((item.group, item.path))
+        new = [(n, t) for n, t in item.lines if section is None or n not in section]
+        if not new:
+            return 0
+        cost = sum(self.count(text + "\n") for _, text in new)
+        if section is None:
+            cost += self.count(item.path + "\n") + 1
+        # A gap marker, roughly, for each new run of lines.
+        numbers = sorted(n for n, _ in new)
+        runs = 1 + sum(1 for a, b in pairwise(numbers) if b != a + 1)
+        return cost + 2 * runs
+
+    def add(self, item: _Item, cost: int) -> None:
+        section = self.sections.setdefault((item.group, item.path), {})
+        for number, text in item.lines:
+            section.setdefault(number, text)
+        self.used += cost
+        if item.share:
+            self.shares[item.share] = self.shares.get(item.share, 0) + cost
+        self.chosen.append((item, cost))
+
+
+def _separator(path: str) -> str:
+    return f"{languages.comment_prefix(path)} ..."
+
+
+def _render(sections: dict[tuple[int, str], dict[int, str]]) -> list[Chunk]:
+    chunks: list[Chunk] = []
+    for (group, path), lines in sorted(sections.items()):
+        if not lines:
+            continue
+        separator = _separator(path)
+        out: list[str] = []
+        previous: int | None = None
+        for number in sorted(lines):
+            if previous is not None and number != previous + 1:
+                out.append(separator)
+            out.append(lines[number])
+            previous = number
+        numbers = sorted(lines)
+        chunks.append(Chunk(path, "\n".join(out), GROUP_NAMES[group], numbers[0], numbers[-1]))
+    return chunks
+
+
+def reference_window(cursor_line: int, line_count: int) -> tuple[int, int, int, int]:
+    """Lines whose names count as near the cursor: (first, last) of the whole window and
+    (first, last) of the cursor's own block. Both move only in whole blocks."""
+    block = cursor_line // STRIDE
+    first = max(0, (block - BLOCKS_BEFORE) * STRIDE)
+    last = min(line_count - 1, (block + 1 + BLOCKS_AFTER) * STRIDE - 1)
+    near_first = block * STRIDE
+    near_last = min(line_count - 1, near_first + STRIDE - 1)
+    return first, last, near_first, near_last
+
+
+@dataclass(frozen=True)
+class Reference:
+    name: str
+    rank: int  # 0: used in the cursor's block, 1: in the blocks around it
+    attribute: bool  # used after `.`, `->`, `::` or Lua's `:` somewhere in the window
+
+
+def referenced_names(snapshot: Snapshot, cursor_line: int) -> list[Reference]:
+    """Identifiers near the cursor in order of rank, then first use; the cursor line itself
+    is left out (see the module doc)."""
+    lines = snapshot.lines
+    first, last, near_first, near_last = reference_window(cursor_line, lines.line_count)
+    ranks: dict[str, int] = {}
+    attributes: set[str] = set()
+    for rank, numbers in (
+        (0, range(near_first, near_last + 1)),
+        (1, range(first, last + 1)),
+    ):
+        for number in numbers:
+            if number == cursor_line:
+                continue
+            for access, name in _REFERENCE.findall(lines.line_text(number)):
+                if name not in ranks:
+                    ranks[name] = rank
+                if access:
+                    attributes.add(name)
+    return [Reference(name, rank, name in attributes) for name, rank in ranks.items()]
+
+
+@dataclass(frozen=True)
+class ImportTargets:
+    """Where the current file's imports lead, in import order."""
+
+    names: dict[str, tuple[str, ...]]  # imported name -> files that should define it
+    modules: tuple[str, ...]  # files imported whole (module imports, submodules)
+    files: frozenset[str]  # every file any import leads to, plus package siblings
+
+
+def import_targets(
+    imports: Sequence[Import], index: WorkspaceIndex, path: str, language: str | None
+) -> ImportTargets:
+    spec = languages.spec_for(path, language)
+    style = spec.import_style if spec else ""
+    separator = "::" if style == "rust" else "."
+    names: dict[str, tuple[str, ...]] = {}
+    modules: list[str] = []
+    named_files: list[str] = []
+    for item in imports:
+        files = index.resolve(path, item.module, style)
+        if not item.names:
+            modules.extend(files)
+            continue
+        named_files.extend(files)
+        for name in item.names:
+            joined = (
+                item.module + name if item.module.endswith(".") else item.module + separator + name
+            )
+            submodule = index.resolve(path, joined, style) if style in ("python", "rust") else ()
+            if submodule:
+                modules.extend(submodule)
+            names.setdefault(name, files)
+    siblings: list[str] = []
+    if spec is not None and spec.directory_is_package:
+        directory = path.rsplit("/", 1)[0] if "/" in path else ""
+        siblings = [
+            p
+            for p in index.directory_files(directory)
+            if p != path and languages.spec_for(p) == spec
+        ]
+    ordered = list(dict.fromkeys([*modules, *named_files, *siblings]))
+    return ImportTargets(names, tuple(ordered), frozenset(ordered))
+
+
+# Languages whose files can use each other's definitions.
+_FAMILIES = {"typescript": "javascript", "tsx": "javascript", "cpp": "c"}
+
+
+@lru_cache(maxsize=65536)
+def family(path: str) -> str:
+    """The language family of a file: JavaScript and TypeScript share one, C and C++ too."""
+    spec = languages.spec_for(path)
+    name = spec.name if spec else ""
+    return _FAMILIES.get(name, name)
+
+
+def _resolve(
+    name: str, index: WorkspaceIndex, path: str, targets: ImportTargets
+) -> tuple[list[Definition], bool]:
+    """The definitions a name used in ``path`` most likely means, and whether the file's
+    imports lead to them (rather than the name merely being rare in the workspace)."""
+    own = family(path)
+    defs = [d for d in index.definitions(name) if d.path != path and family(d.path) == own]
+    if not defs:
+        return [], False
+    expected = targets.names.get(name)
+    if expected:
+        preferred = [d for d in defs if d.path in expected]
+        if preferred:
+            return preferred[:MAX_DEFINITIONS_PER_NAME], True
+    imported = [d for d in defs if d.path in targets.files]
+    if imported:
+        return imported[:MAX_DEFINITIONS_PER_NAME], True
+    if len({d.path for d in defs}) <= MAX_DEFINITIONS_PER_NAME:
+        return defs, False
+    return [], False
+
+
+def _parent_line(index: WorkspaceIndex, definition: Definition) -> tuple[tuple[int, str], ...]:
+    """The signature line of a method's class, so that the method reads in context."""
+    if not definition.parent:
+        return ()
+    entry = index.get(definition.path)
+    if entry is None:
+        return ()
+    best: Definition | None = None
+    for other in entry.definitions:
+        if other.name == definition.parent and other.line < definition.line:
+            best = other
+    if best is None:
+        return ()
+    return tuple((n, t) for n, t in best.head if n == best.line)
+
+
+def _signature_lines(definition: Definition, limit: int) -> tuple[tuple[int, str], ...]:
+    return tuple((n, t) for n, t in definition.head if n >= definition.line)[:limit]
+
+
+def build_crossfile_context(
+    snapshot: Snapshot,
+    offset: int,
+    path: str,
+    index: WorkspaceIndex | None,
+    activity: ActivitySnapshot,
+    budget: int,
+    count: TokenCounter,
+    *,
+    window: tuple[int, int] | None = None,
+    imports: Sequence[Import] | None = None,
+    memo: ContextMemo | None = None,
+) -> CrossFileContext:
+    """Chunks from other files for a completion at code-point ``offset`` of ``snapshot``.
+
+    ``path`` is the document's workspace-relative path (as the index knows it); ``window``
+    the first and last lines of the document already in the prompt (the prefix window and
+    the suffix), which chunks of this file must not repeat. ``imports`` are the document's
+    imports when the caller has them (the index entry of an open file, refreshed when the
+    user pauses); otherwise they are read from the snapshot's tree, at most
+    ``index.IMPORT_DEPTH`` levels deep. The chunks' rendered tokens (``rendered_tokens``)
+    never exceed ``budget``. With a ``memo``, a call whose inputs match a remembered call's
+    (typing on the same line) returns that result without assembling anything.
+    """
+    if budget <= 0:
+        return CrossFileContext()
+    lines = snapshot.lines
+    cursor_line = lines.point(offset).line
+    ref_first, ref_last, _, _ = reference_window(cursor_line, lines.line_count)
+    if window is None:
+        window = (ref_first, ref_last)
+    if index is not None and imports is None:
+        imports = snapshot_imports(snapshot)
+    first, last = window
+    shown = tuple(
+        lines.line_text(n)
+        for n in range(max(0, first), min(lines.line_count, last + 1))
+        if n != cursor_line
+    )
+    edits = _outside_window(activity.edits, path, window)
+    visits = _outside_window(activity.visits, path, window)
+    key: tuple[object, ...] = ()
+    if memo is not None:
+        # Everything the result depends on; none of it changes while typing on a line.
+        near = tuple(lines.line_text(n) for n in range(ref_first, ref_last + 1) if n != cursor_line)
+        key = (
+            path,
+            cursor_line,
+            budget,
+            window,
+            tuple(imports or ()),
+            near,
+            shown,
+            edits,
+            visits,
+            id(index),
+            index.generation if index is not None else -1,
+            id(count),
+        )
+        remembered = memo.get(key)
+        if remembered is not None:
+            return remembered
+    items: list[_Item] = []
+    if index is not None:
+        items += _definition_items(snapshot, cursor_line, path, index, imports or ())
+    items += _activity_items(line_set(shown), edits, visits)
+    items.sort(key=lambda item: (item.tier, item.order))
+    selection = _Selection(budget, count)
+    shares = {"edits": int(budget * EDIT_SHARE), "visits": int(budget * VISIT_SHARE)}
+    misses = 0
+    for item in items:
+        if budget - selection.used < MIN_ITEM_TOKENS or misses >= MAX_MISSES:
+            break  # full: what is left would not fit, and counting it costs time
+        cost = selection.cost(item)
+        if cost == 0:
+            continue
+        if item.share and selection.shares.get(item.share, 0) + cost > shares[item.share]:
+            continue
+        if selection.used + cost <= budget:
+            selection.add(item, cost)
+            misses = 0
+        else:
+            misses += 1
+    chunks = _render(selection.sections)
+    tokens = rendered_tokens(chunks, count)
+    while tokens > budget and selection.chosen:
+        # Tokens are not quite additive across lines: drop the least relevant items, about
+        # as many tokens as the count is over, and count again.
+        removed = 0
+        while selection.chosen and removed < tokens - budget:
+            removed += max(1, selection.chosen.pop()[1])
+        rebuilt = _Selection(budget, count)
+        for item, cost in selection.chosen:
+            rebuilt.add(item, cost)
+        selection.sections = rebuilt.sections
+        chunks = _render(selection.sections)
+        tokens = rendered_tokens(chunks, count)
+    result = CrossFileContext(tuple(chunks), tokens, len(items))
+    if memo is not None:
+        memo.put(key, result)
+    return result
+
+
+def snapshot_imports(snapshot: Snapshot) -> tuple[Import, ...]:
+    """The document's imports read from its tree (near the root only, see IMPORT_DEPTH)."""
+    if snapshot.language is None or snapshot.tree is None:
+        return ()
+    source = snapshot.text.encode("utf-8")
+    return imports_of(snapshot.language, snapshot.tree, source, max_depth=IMPORT_DEPTH)
+
+
+def _outside_window(
+    ring: tuple[RecentChunk, ...], path: str, window: tuple[int, int]
+) -> tuple[RecentChunk, ...]:
+    first, last = window
+    return tuple(
+        chunk
+        for chunk in ring
+        if not (chunk.path == path and chunk.start_line <= last and chunk.end_line >= first)
+    )
+
+
+def _definition_items(
+    snapshot: Snapshot,
+    cursor_line: int,
+    path: str,
+    index: WorkspaceIndex,
+    imports: Sequence[Import],
+) -> list[_Item]:
+    targets = import_targets(imports, index, path, snapshot.language_name)
+    entry = index.get(path)
+    local = {d.name for d in entry.definitions} if entry is not None else set()
+    items: list[_Item] = []
+    taken: set[tuple[str, int]] = set()
+    order = 0
+
+    def group_of(definition: Definition) -> int:
+        return GROUP_IMPORTS if definition.path in targets.files else GROUP_REFERENCES
+
+    def add(tier: int, definition: Definition, lines: tuple[tuple[int, str], ...]) -> None:
+        nonlocal order
+        order += 1
+        items.append(_Item(tier, order, group_of(definition), definition.path, lines))
+
+    def members(tier: int, definition: Definition) -> None:
+        for member in index.members(definition.path, definition.name):
+            add(tier, member, _signature_lines(member, 1))
+
+    # 1. Names used near the cursor, with their docs and fields: first those the imports
+    # lead to, then members used as attributes and names defined once elsewhere.
+    for reference in referenced_names(snapshot, cursor_line):
+        if reference.name in local or len(reference.name) < 2:
+            continue
+        found, imported = _resolve(reference.name, index, path, targets)
+        for definition in found:
+            # A member named without `.` in front (`value`, `next`) is more likely a local
+            # of the same name than that field: it waits with the weaker matches.
+            strong = imported and (
+                reference.attribute or not definition.parent or definition.kind == "module"
+            )
+            key = (definition.path, definition.line)
+            if key in taken:
+                continue
+            taken.add(key)
+            full = (
+                _parent_line(index, definition)
+                + definition.doc
+                + definition.head
+                + definition.fields
+            )
+            add((TIER_NEAR if strong else TIER_NEAR_OTHER) + reference.rank, definition, full)
+            members(TIER_NEAR_MEMBERS, definition)
+    # 2. What the imports bring in: signatures, then member signatures and docs.
+    for name, files in targets.names.items():
+        if name in local:
+            continue
+        for definition in index.definitions(name):
+            if definition.path not in files or definition.parent:
+                continue
+            key = (definition.path, definition.line)
+            if key in taken:
+                continue
+            taken.add(key)
+            add(TIER_IMPORTED, definition, definition.head)
+            members(TIER_IMPORTED_MEMBERS, definition)
+            add(TIER_IMPORTED_DOCS, definition, definition.doc + definition.fields)
+    # 3. Outlines of imported modules: top-level signatures, then members.
+    for file in targets.modules[:MAX_OUTLINE_FILES]:
+        found_entry = index.get(file)
+        if found_entry is None:
+            continue
+        for definition in found_entry.definitions:
+            if definition.parent or (definition.path, definition.line) in taken:
+                continue
+            add(TIER_OUTLINE, definition, _signature_lines(definition, MAX_OUTLINE_LINES))
+            # A class's methods, a Lua module table's functions.
+            members(TIER_OUTLINE_MEMBERS, definition)
+    return items
+
+
+def _activity_items(
+    shown: frozenset[str], edits: tuple[RecentChunk, ...], visits: tuple[RecentChunk, ...]
+) -> list[_Item]:
+    """Ring chunks not too similar to the window (``shown``) nor to a chunk kept before."""
+    items: list[_Item] = []
+    kept: list[frozenset[str]] = []
+    for tier, group, share, ring in (
+        (TIER_EDITS, GROUP_EDITS, "edits", edits),
+        (TIER_VISITS, GROUP_VISITED, "visits", visits),
+    ):
+        for position, chunk in enumerate(ring):
+            own = line_set(chunk.lines)
+            if _jaccard(own, shown) > SIMILAR_TO_WINDOW:
+                continue
+            if any(_jaccard(own, other) > NEAR_DUPLICATE for other in kept):
+                continue
+            kept.append(own)
+            numbered = tuple((chunk.start_line + i, text) for i, text in enumerate(chunk.lines))
+            items.append(_Item(tier, position, group, chunk.path, numbered, share))
+    return items
