@@ -14,7 +14,7 @@ export CMAKE_ARGS
 
 STAMP := $(VENV)/.codenook-installed
 
-.PHONY: install demo test lint typecheck unit test-nvim clean
+.PHONY: install demo test lint typecheck unit test-nvim test-vscode-unit test-vscode-e2e clean
 
 install: $(STAMP)
 
@@ -45,8 +45,23 @@ unit: install
 test-nvim: install
 	clients/nvim/test/run.sh
 
+# The VS Code client (clients/vscode): npm ci, tsc --noEmit, the .vsix, node --test with a fake
+# vscode module (its settings drift check reads .venv's server).
+test-vscode-unit: install
+	bash clients/vscode/scripts/test-unit.sh
+
+# The packaged extension in a real VS Code (code-server + Chromium, headless) against .venv's
+# server. First use installs code-server and Node 24 (npm) into clients/vscode/.e2e and Debian's
+# chromium/libkrb5-dev (apt); it SKIPS loudly where code-server cannot be installed
+# (CODENOOK_E2E_REQUIRE=1 makes that a failure).
+test-vscode-e2e: install
+	bash clients/vscode/scripts/test-e2e.sh
+
 # pytest last, so its summary is the last line CI reads.
 test: lint typecheck test-nvim unit
+
+# Everything CI runs: the tests plus both editor clients in their real editors.
+test-all: lint typecheck test-nvim test-vscode-unit test-vscode-e2e unit
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
