@@ -39,6 +39,9 @@ export const SERVER_SETTINGS: readonly ServerSetting[] = [
   { key: 'context.prefixTokens', type: 'integer', default: 1024, minimum: 16, maximum: 131072 },
   { key: 'context.suffixTokens', type: 'integer', default: 256, minimum: 0, maximum: 65536 },
   { key: 'context.headerTokens', type: 'integer', default: 256, minimum: 0, maximum: 65536 },
+  { key: 'context.crossFileTokens', type: 'integer', default: 1024, minimum: 0, maximum: 131072 },
+  { key: 'index.enabled', type: 'boolean', default: true },
+  { key: 'index.maxFileBytes', type: 'integer', default: 1048576, minimum: 1024, maximum: 2147483648 },
   { key: 'documents.maxFileBytes', type: 'integer', default: 2097152, minimum: 1024, maximum: 2147483648 },
   { key: 'trace.prompts', type: 'boolean', default: false },
 ];

@@ -24,7 +24,7 @@ const get = (key: string) => defaults.get(key);
 test('initializationOptions: every server key, nested, and none of the client-only keys', () => {
   const options = initializationOptions(get) as Record<string, Record<string, unknown>>;
   assert.deepEqual(Object.keys(options).sort(), [
-    'actions', 'completion', 'context', 'documents', 'engine', 'hover', 'model', 'trace',
+    'actions', 'completion', 'context', 'documents', 'engine', 'hover', 'index', 'model', 'trace',
   ]);
   assert.equal(options.model.path, '', 'an unset model.path goes as "" (the server reads it as unset)');
   assert.equal(options.model.contextSize, 4096);
