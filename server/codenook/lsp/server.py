@@ -224,6 +224,10 @@ class CodenookServer(LanguageServer):
                         percentage=self._index_tokens.get(root, (token, 0))[1],
                     ),
                 )
+                if self._index_tokens.get(root, (None, 0))[0] != token:
+                    # The index finished while the client was creating the token: close it,
+                    # or the client shows "indexing" forever.
+                    self.work_done_progress.end(token, types.WorkDoneProgressEnd())
 
             self._tasks.add(task := asyncio.ensure_future(begin()))
             task.add_done_callback(self._tasks.discard)
