@@ -159,14 +159,14 @@ class CompletionService:
             settings["context.suffixTokens"] if engine.info.fim.has_fim else 0,
             settings["context.headerTokens"],
         )
-        path = display_path(snapshot.uri, self._roots())
+        roots = self._roots()
+        path = display_path(snapshot.uri, roots)
         count = self._counter()
         ctx = build_completion_context(snapshot, offset, budget, count, path)
         chunks: Sequence[Chunk] = ()
         cross_budget = settings["context.crossFileTokens"]
         if self._workspace is not None and cross_budget > 0 and takes_chunks(engine.info.fim):
             chunks = self._workspace.crossfile(snapshot, offset, ctx, cross_budget, count).chunks
-        roots = self._roots()
         repo = PurePosixPath(roots[0].rstrip("/")).name if roots else "workspace"
         comment = languages.comment_prefix(snapshot.uri)
         prompt = completion_prompt(ctx, engine.info.fim, repo, comment, chunks)

@@ -32,6 +32,9 @@ class LanguageSpec:
     import_style: str = ""
     # Files of the same directory see each other's definitions without an import (Go, Java).
     directory_is_package: bool = False
+    # The folder under grammars/ holding the queries, when another language's serve as they
+    # are (TSX's node types are TypeScript's); defaults to ``name``.
+    queries_from: str = ""
 
 
 _SPECS: tuple[LanguageSpec, ...] = (
@@ -63,6 +66,7 @@ _SPECS: tuple[LanguageSpec, ...] = (
         extensions=(".tsx",),
         language_ids=("typescriptreact",),
         import_style="js",
+        queries_from="typescript",
     ),
     LanguageSpec(
         "go", "tree_sitter_go", extensions=(".go",), import_style="go", directory_is_package=True
@@ -139,7 +143,7 @@ def load(name: str) -> LoadedLanguage:
     factory: Callable[[], object] = getattr(module, spec.function)
     language = Language(factory())
     queries: dict[str, Query] = {}
-    folder = grammars_dir() / name
+    folder = grammars_dir() / (spec.queries_from or name)
     for query_name in QUERY_NAMES:
         path = folder / f"{query_name}.scm"
         if path.is_file():

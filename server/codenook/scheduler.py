@@ -108,6 +108,7 @@ class EngineWorker:
         self._error: str | None = None
         self._last_tps = 0.0
         self._loaded = threading.Event()
+        self._current: Job | None = None
         self._parked: dict[int, Job] = {}  # lane -> job paused for a more urgent one
         self._steps: dict[int, Step] = {}  # job seq -> its paused generation
         self.preemptions = 0
@@ -145,8 +146,6 @@ class EngineWorker:
         with self._cv:
             waiting = len(self._queue) + len(self._parked)
             return Status(self._state, waiting, self._last_tps, self._error)
-
-    _current: Job | None = None
 
     # -- submitting --------------------------------------------------------------------------
 
