@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 
 from tiny_qwen3next import write_tiny_qwen3next
 
-from codenook.models import embedded_default
+from codenook.engine.models import embedded_default
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from codenook.engine import (
+from codenook.engine.protocol import (
     EngineCounters,
     FimTokens,
     GenerationRequest,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from codenook.actions import (
+from codenook.assist.actions import (
     KINDS,
     ActionError,
     ReplyParser,
@@ -15,9 +15,9 @@ from codenook.actions import (
     reindent,
     validate,
 )
-from codenook.chat import Message, render_chat
-from codenook.documents import Document
-from codenook.hover import HoverCache, clean_explanation, hover_target, render_hover
+from codenook.assist.chat import Message, render_chat
+from codenook.text.documents import Document
+from codenook.assist.hover import HoverCache, clean_explanation, hover_target, render_hover
 
 CODE = """import os
 

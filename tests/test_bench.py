@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from codenook import bench
-from codenook.bench import BenchError, Buffer, Event, Trace, plan, record
+from codenook.devtools import bench
+from codenook.devtools.bench import BenchError, Buffer, Event, Trace, plan, record
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "stats.py"
 

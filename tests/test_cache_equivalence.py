@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from codenook.context import Budget, build_completion_context
-from codenook.documents import Document
-from codenook.engine import GenerationRequest
+from codenook.completion.context import Budget, build_completion_context
+from codenook.text.documents import Document
+from codenook.engine.protocol import GenerationRequest
 from codenook.engine.llama import LlamaEngine
-from codenook.prompts import completion_prompt
+from codenook.completion.prompts import completion_prompt
 
 BASE = """import math
 from dataclasses import dataclass

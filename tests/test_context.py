@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from codenook.context import (
+from codenook.completion.context import (
     MAX_HEADER_LINES,
     WINDOW_STRIDE,
     Budget,
@@ -15,8 +15,8 @@ from codenook.context import (
     enclosing_headers,
     import_lines,
 )
-from codenook.documents import Document, Snapshot
-from codenook.positions import Encoding
+from codenook.text.documents import Document, Snapshot
+from codenook.text.positions import Encoding
 
 CURSOR = "█"
 

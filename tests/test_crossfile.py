@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from codenook.crossfile import (
+from codenook.workspace.crossfile import (
     Activity,
     ActivitySnapshot,
     CachedCounter,
@@ -16,10 +16,10 @@ from codenook.crossfile import (
     build_crossfile_context,
     rendered_tokens,
 )
-from codenook.documents import Document
+from codenook.text.documents import Document
 from codenook.engine.llama import LlamaEngine
-from codenook.index import WorkspaceIndex
-from codenook.positions import Encoding
+from codenook.workspace.index import WorkspaceIndex
+from codenook.text.positions import Encoding
 
 PROJECT = Path(__file__).parent / "fixtures" / "project"
 

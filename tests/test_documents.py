@@ -12,9 +12,9 @@ import random
 import pytest
 from tree_sitter import Node, Parser, Tree
 
-from codenook import languages
-from codenook.documents import Document, DocumentError, DocumentStore
-from codenook.positions import Encoding, PositionError
+from codenook.text import languages
+from codenook.text.documents import Document, DocumentError, DocumentStore
+from codenook.text.positions import Encoding, PositionError
 
 ENCODINGS = tuple(Encoding)
 

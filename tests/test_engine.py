@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from codenook.engine import EngineError, GenerationRequest
+from codenook.engine.protocol import EngineError, GenerationRequest
 from codenook.engine.llama import LlamaEngine, inspect_model
 
 CODE = "def fibonacci(n):\n    if n < 2:\n        return n\n    return "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from codenook import evalcontext
+from codenook.devtools import evalcontext
 
 PROJECT = Path(__file__).parent / "fixtures" / "project"
 
@@ -46,7 +46,7 @@ def test_eval_context_reports_recall_timings_and_keystrokes(tmp_path: Path, caps
 
 
 def test_holes_are_lines_using_a_name_defined_once_elsewhere() -> None:
-    from codenook.index import WorkspaceIndex
+    from codenook.workspace.index import WorkspaceIndex
 
     index = WorkspaceIndex(PROJECT)
     index.build(workers=0)

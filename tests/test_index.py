@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from codenook import languages
-from codenook.context import enclosing_headers, import_lines
-from codenook.documents import Document
-from codenook.index import (
+from codenook.text import languages
+from codenook.completion.context import enclosing_headers, import_lines
+from codenook.text.documents import Document
+from codenook.workspace.index import (
     IgnoreRules,
     WorkspaceIndex,
     list_source_files,
@@ -20,7 +20,7 @@ from codenook.index import (
     parse_gitignore,
     walk_files,
 )
-from codenook.positions import utf8_length
+from codenook.text.positions import utf8_length
 
 PROJECT = Path(__file__).parent / "fixtures" / "project"
 

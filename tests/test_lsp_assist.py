@@ -20,7 +20,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from codenook.positions import Encoding, LineIndex
+from codenook.text.positions import Encoding, LineIndex
 
 SERVER = [sys.executable, "-m", "codenook", "serve"]
 ROOT = Path(__file__).parent / "workspace"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from codenook.positions import (
+from codenook.text.positions import (
     Encoding,
     LineIndex,
     Point,

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from codenook.postprocess import Shape, is_done, postprocess
+from codenook.completion.postprocess import Shape, is_done, postprocess
 
 
 def shape(

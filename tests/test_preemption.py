@@ -9,9 +9,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from codenook.engine import GenerationRequest
+from codenook.engine.protocol import GenerationRequest
 from codenook.engine.llama import LlamaEngine
-from codenook.scheduler import EngineWorker, Priority
+from codenook.engine.scheduler import EngineWorker, Priority
 
 pytestmark = pytest.mark.anyio
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from tiny_qwen3next import CONTROL_TOKENS
 
-from codenook.context import CompletionContext
-from codenook.engine import FimTokens, tokenize_parts
-from codenook.prompts import completion_prompt, fim_prompt, prefix_prompt
+from codenook.completion.context import CompletionContext
+from codenook.engine.protocol import FimTokens, tokenize_parts
+from codenook.completion.prompts import completion_prompt, fim_prompt, prefix_prompt
 
 QWEN = FimTokens(
     prefix="<|fim_prefix|>",

@@ -7,8 +7,8 @@ import threading
 import anyio
 import pytest
 
-from codenook.engine import EngineError, GenerationRequest
-from codenook.scheduler import EngineWorker, Priority, Superseded
+from codenook.engine.protocol import EngineError, GenerationRequest
+from codenook.engine.scheduler import EngineWorker, Priority, Superseded
 from fake_engine import FakeEngine
 
 pytestmark = pytest.mark.anyio

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from codenook.streaming import Edit, EditStream, Outcome, run_stream
+from codenook.assist.streaming import Edit, EditStream, Outcome, run_stream
 
 pytestmark = pytest.mark.anyio
 

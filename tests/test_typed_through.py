@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from codenook.completion import Shown, typed_through
+from codenook.completion.service import Shown, typed_through
 
 SHOWN = Shown(before="def f(x):\n    return ", after="\n\nprint(f(1))\n", text="x * 2")
 

@@ -7,11 +7,11 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from codenook.context import Budget, build_completion_context
-from codenook.documents import Document, Snapshot
-from codenook.index import BuildStats
-from codenook.positions import Encoding
-from codenook.workspace import WorkspaceContext
+from codenook.completion.context import Budget, build_completion_context
+from codenook.text.documents import Document, Snapshot
+from codenook.workspace.index import BuildStats
+from codenook.text.positions import Encoding
+from codenook.workspace.context import WorkspaceContext
 
 PROJECT = Path(__file__).parent / "fixtures" / "project"
 

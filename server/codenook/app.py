@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from codenook.assist import AssistService
-from codenook.completion import CompletionService
-from codenook.engine import Engine, EngineError
-from codenook.models import NoModel, resolve_model_path
-from codenook.scheduler import EngineWorker, Status
+from codenook.assist.service import AssistService
+from codenook.completion.service import CompletionService
+from codenook.engine.protocol import Engine, EngineError
+from codenook.engine.models import NoModel, resolve_model_path
+from codenook.engine.scheduler import EngineWorker, Status
 from codenook.settings import Settings
-from codenook.workspace import WorkspaceContext
+from codenook.workspace.context import WorkspaceContext
 
 
 def model_loader(settings: Settings, model_path: Path | None = None) -> Callable[[], Engine]:
@@ -21,17 +21,17 @@ def model_loader(settings: Settings, model_path: Path | None = None) -> Callable
         from codenook.engine.llama import LlamaEngine
 
         try:
-            path = model_path or resolve_model_path(settings["model.path"])
+            path = model_path or resolve_model_path(settings.model.path)
         except NoModel as exc:
             raise EngineError(str(exc)) from exc
         return LlamaEngine(
             path,
-            n_ctx=settings["model.contextSize"],
-            n_threads=settings["model.threads"],
-            n_gpu_layers=settings["model.gpuLayers"],
-            n_batch=settings["model.batchSize"],
-            prefix_cache=settings["engine.prefixCache"],
-            checkpoint_bytes=settings["engine.checkpointMemoryMiB"] * 1024 * 1024,
+            n_ctx=settings.model.contextSize,
+            n_threads=settings.model.threads,
+            n_gpu_layers=settings.model.gpuLayers,
+            n_batch=settings.model.batchSize,
+            prefix_cache=settings.engine.prefixCache,
+            checkpoint_bytes=settings.engine.checkpointMemoryMiB * 1024 * 1024,
         )
 
     return load

@@ -2,16 +2,236 @@
 
 Editors send settings as nested objects (``{"model": {"path": ...}}``), as dotted keys
 (``{"model.path": ...}``) or wrapped in a ``codenook`` section; all three are accepted. Every
-key is declared once in ``SPECS`` with its type, default, bounds and a one-line description,
-which is also what ``codenook settings`` prints and what docs/settings.md must list (a test
+key is declared once, as a field of a section dataclass with its default, bounds, a one-line
+description and whether changing it reloads the model; ``SPECS`` is derived from those fields
+and is what ``codenook settings`` prints and what docs/settings.md must list (a test
 checks). A bad value never stops the server: it is reported and replaced by the default.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+
+def _setting(
+    default: Any,
+    description: str,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    *,
+    optional: bool = False,
+    reloads_model: bool = False,
+) -> Any:
+    """One row of the settings table: a dataclass field whose metadata documents it."""
+    meta = {
+        "description": description,
+        "minimum": minimum,
+        "maximum": maximum,
+        "optional": optional,
+        "reloads_model": reloads_model,
+    }
+    return field(default=default, metadata=meta)
+
+
+# The settings table. Attribute names are the keys' last part, camelCase as editors spell
+# them, so ``settings.model.contextSize`` is the key ``model.contextSize``.
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    path: str | None = _setting(
+        None,
+        "GGUF file to load. Unset: the embedded SmolLM2-135M default (for trying codenook out).",
+        optional=True,
+        reloads_model=True,
+    )
+    contextSize: int = _setting(
+        4096, "Context window in tokens.", minimum=256, maximum=262144, reloads_model=True
+    )
+    threads: int = _setting(
+        0,
+        "CPU threads for decoding; 0 leaves one core free on machines with up to 4 cores, else"
+        " uses half of them (at least 4).",
+        minimum=0,
+        maximum=1024,
+        reloads_model=True,
+    )
+    gpuLayers: int = _setting(
+        0,
+        "Layers to offload to a GPU when llama.cpp was built with one; -1 offloads all.",
+        minimum=-1,
+        maximum=10000,
+        reloads_model=True,
+    )
+    batchSize: int = _setting(
+        512, "Prompt tokens decoded per batch.", minimum=8, maximum=8192, reloads_model=True
+    )
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    prefixCache: bool = _setting(
+        True,
+        "Reuse the previous prompt's computed state (off only to measure what it saves).",
+        reloads_model=True,
+    )
+    checkpointMemoryMiB: int = _setting(
+        1024,
+        "Memory for recurrent-state checkpoints of hybrid models (~75 MiB each for"
+        " Qwen3-Coder-Next).",
+        minimum=0,
+        maximum=1 << 20,
+        reloads_model=True,
+    )
+
+
+@dataclass(frozen=True)
+class CompletionSettings:
+    enabled: bool = _setting(True, "Answer textDocument/inlineCompletion.")
+    speculative: bool = _setting(
+        True,
+        "After showing a suggestion, compute the next one as if it were accepted (idle time).",
+    )
+    maxTokens: int = _setting(
+        64, "Most tokens generated per suggestion.", minimum=1, maximum=2048
+    )
+    maxLines: int = _setting(8, "Most lines in a multi-line suggestion.", minimum=1, maximum=200)
+    timeBudgetMs: int = _setting(
+        5000,
+        "Generation stops after this long and the suggestion keeps its complete lines.",
+        minimum=50,
+        maximum=600000,
+    )
+
+
+@dataclass(frozen=True)
+class HoverSettings:
+    enabled: bool = _setting(True, "Explain functions and classes on hover.")
+    timeBudgetMs: int = _setting(
+        2500,
+        "Longest a hover waits for its explanation; after that it shows the signature alone"
+        " and the explanation is ready for the next hover.",
+        minimum=0,
+        maximum=600000,
+    )
+    maxTokens: int = _setting(96, "Most tokens in a hover explanation.", minimum=8, maximum=2048)
+
+
+@dataclass(frozen=True)
+class ActionsSettings:
+    enabled: bool = _setting(True, "Offer model-backed refactors and fixes.")
+    maxTokens: int = _setting(
+        768, "Most tokens a refactor or fix may generate.", minimum=16, maximum=32768
+    )
+
+
+@dataclass(frozen=True)
+class ContextSettings:
+    prefixTokens: int = _setting(
+        1024,
+        "Model tokens of code before the cursor in the prompt.",
+        minimum=16,
+        maximum=131072,
+    )
+    suffixTokens: int = _setting(
+        256,
+        "Model tokens of code after the cursor (FIM models only).",
+        minimum=0,
+        maximum=65536,
+    )
+    headerTokens: int = _setting(
+        256,
+        "Model tokens for the import block and enclosing scope headers above the prefix window.",
+        minimum=0,
+        maximum=65536,
+    )
+    crossFileTokens: int = _setting(
+        1024,
+        "Model tokens for definitions, recent edits and visited code from other files of the"
+        " workspace, in front of the current file (0: none).",
+        minimum=0,
+        maximum=131072,
+    )
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    enabled: bool = _setting(
+        True, "Index the workspace's source files in the background for cross-file context."
+    )
+    maxFileBytes: int = _setting(
+        1024 * 1024,
+        "Source files larger than this are left out of the workspace index.",
+        minimum=1024,
+        maximum=1 << 31,
+    )
+
+
+@dataclass(frozen=True)
+class DocumentsSettings:
+    maxFileBytes: int = _setting(
+        2 * 1024 * 1024,
+        "Files larger than this (or containing NUL bytes) are not parsed or completed.",
+        minimum=1024,
+        maximum=1 << 31,
+    )
+
+
+@dataclass(frozen=True)
+class TraceSettings:
+    prompts: bool = _setting(
+        False, "Log every completion prompt and its timings with window/logMessage."
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings: typed sections (``settings.model.path``) that never hold a bad value."""
+
+    model: ModelSettings = field(default_factory=ModelSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    completion: CompletionSettings = field(default_factory=CompletionSettings)
+    hover: HoverSettings = field(default_factory=HoverSettings)
+    actions: ActionsSettings = field(default_factory=ActionsSettings)
+    context: ContextSettings = field(default_factory=ContextSettings)
+    index: IndexSettings = field(default_factory=IndexSettings)
+    documents: DocumentsSettings = field(default_factory=DocumentsSettings)
+    trace: TraceSettings = field(default_factory=TraceSettings)
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> Settings:
+        """Build from dotted keys; keys not given keep their defaults."""
+        sections: dict[str, dict[str, Any]] = {}
+        for key, value in values.items():
+            section, _, name = key.partition(".")
+            sections.setdefault(section, {})[name] = value
+        built = {
+            f.name: _SECTION_TYPES[f.name](**sections.get(f.name, {})) for f in fields(cls)
+        }
+        return cls(**built)
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """Every key with its value, dotted: for tables, JSON and comparisons."""
+        return {spec.key: self[spec.key] for spec in SPECS}
+
+    def __getitem__(self, key: str) -> Any:
+        section, _, name = key.partition(".")
+        if key not in _BY_KEY:
+            raise KeyError(key)
+        return getattr(getattr(self, section), name)
+
+    def with_values(self, **changes: Any) -> Settings:
+        merged = self.values
+        for name, value in changes.items():
+            merged[name.replace("__", ".")] = value
+        return Settings.from_values(merged)
+
+    def reload_keys(self, new: Settings) -> list[str]:
+        """The keys whose change needs the model loaded again."""
+        return [s.key for s in SPECS if s.reloads_model and self[s.key] != new[s.key]]
 
 
 @dataclass(frozen=True)
@@ -23,162 +243,23 @@ class SettingSpec:
     minimum: float | None = None
     maximum: float | None = None
     optional: bool = False
+    reloads_model: bool = False
 
 
-SPECS: tuple[SettingSpec, ...] = (
-    SettingSpec(
-        "model.path",
-        str,
-        None,
-        "GGUF file to load. Unset: the embedded SmolLM2-135M default (for trying codenook out).",
-        optional=True,
-    ),
-    SettingSpec("model.contextSize", int, 4096, "Context window in tokens.", 256, 262144),
-    SettingSpec(
-        "model.threads",
-        int,
-        0,
-        "CPU threads for decoding; 0 leaves one core free on machines with up to 4 cores, else"
-        " uses half of them (at least 4).",
-        0,
-        1024,
-    ),
-    SettingSpec(
-        "model.gpuLayers",
-        int,
-        0,
-        "Layers to offload to a GPU when llama.cpp was built with one; -1 offloads all.",
-        -1,
-        10000,
-    ),
-    SettingSpec("model.batchSize", int, 512, "Prompt tokens decoded per batch.", 8, 8192),
-    SettingSpec(
-        "engine.prefixCache",
-        bool,
-        True,
-        "Reuse the previous prompt's computed state (off only to measure what it saves).",
-    ),
-    SettingSpec(
-        "engine.checkpointMemoryMiB",
-        int,
-        1024,
-        "Memory for recurrent-state checkpoints of hybrid models (~75 MiB each for"
-        " Qwen3-Coder-Next).",
-        0,
-        1 << 20,
-    ),
-    SettingSpec("completion.enabled", bool, True, "Answer textDocument/inlineCompletion."),
-    SettingSpec(
-        "completion.speculative",
-        bool,
-        True,
-        "After showing a suggestion, compute the next one as if it were accepted (idle time).",
-    ),
-    SettingSpec("completion.maxTokens", int, 64, "Most tokens generated per suggestion.", 1, 2048),
-    SettingSpec("completion.maxLines", int, 8, "Most lines in a multi-line suggestion.", 1, 200),
-    SettingSpec(
-        "completion.timeBudgetMs",
-        int,
-        5000,
-        "Generation stops after this long and the suggestion keeps its complete lines.",
-        50,
-        600000,
-    ),
-    SettingSpec("hover.enabled", bool, True, "Explain functions and classes on hover."),
-    SettingSpec(
-        "hover.timeBudgetMs",
-        int,
-        2500,
-        "Longest a hover waits for its explanation; after that it shows the signature alone"
-        " and the explanation is ready for the next hover.",
-        0,
-        600000,
-    ),
-    SettingSpec("hover.maxTokens", int, 96, "Most tokens in a hover explanation.", 8, 2048),
-    SettingSpec("actions.enabled", bool, True, "Offer model-backed refactors and fixes."),
-    SettingSpec(
-        "actions.maxTokens", int, 768, "Most tokens a refactor or fix may generate.", 16, 32768
-    ),
-    SettingSpec(
-        "context.prefixTokens",
-        int,
-        1024,
-        "Model tokens of code before the cursor in the prompt.",
-        16,
-        131072,
-    ),
-    SettingSpec(
-        "context.suffixTokens",
-        int,
-        256,
-        "Model tokens of code after the cursor (FIM models only).",
-        0,
-        65536,
-    ),
-    SettingSpec(
-        "context.headerTokens",
-        int,
-        256,
-        "Model tokens for the import block and enclosing scope headers above the prefix window.",
-        0,
-        65536,
-    ),
-    SettingSpec(
-        "context.crossFileTokens",
-        int,
-        1024,
-        "Model tokens for definitions, recent edits and visited code from other files of the"
-        " workspace, in front of the current file (0: none).",
-        0,
-        131072,
-    ),
-    SettingSpec(
-        "index.enabled",
-        bool,
-        True,
-        "Index the workspace's source files in the background for cross-file context.",
-    ),
-    SettingSpec(
-        "index.maxFileBytes",
-        int,
-        1024 * 1024,
-        "Source files larger than this are left out of the workspace index.",
-        1024,
-        1 << 31,
-    ),
-    SettingSpec(
-        "documents.maxFileBytes",
-        int,
-        2 * 1024 * 1024,
-        "Files larger than this (or containing NUL bytes) are not parsed or completed.",
-        1024,
-        1 << 31,
-    ),
-    SettingSpec(
-        "trace.prompts",
-        bool,
-        False,
-        "Log every completion prompt and its timings with window/logMessage.",
-    ),
-)
+_SECTION_TYPES: dict[str, Any] = {f.name: f.default_factory for f in fields(Settings)}  # type: ignore[misc]
 
+
+def _specs() -> tuple[SettingSpec, ...]:
+    specs = []
+    for section in fields(Settings):
+        for f in fields(_SECTION_TYPES[section.name]):
+            kind = str if f.metadata["optional"] else type(f.default)
+            specs.append(SettingSpec(f"{section.name}.{f.name}", kind, f.default, **f.metadata))
+    return tuple(specs)
+
+
+SPECS: tuple[SettingSpec, ...] = _specs()
 _BY_KEY = {spec.key: spec for spec in SPECS}
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Resolved settings, addressed by their dotted key (``settings["model.path"]``)."""
-
-    values: Mapping[str, Any] = field(default_factory=lambda: {s.key: s.default for s in SPECS})
-
-    def __getitem__(self, key: str) -> Any:
-        return self.values[key]
-
-    def with_values(self, **changes: Any) -> Settings:
-        merged = dict(self.values)
-        for name, value in changes.items():
-            merged[name.replace("__", ".")] = value
-        return replace(self, values=merged)
 
 
 def _flatten(raw: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -229,12 +310,12 @@ def parse_settings(
     Keys that are absent keep the base value, so a client that sends only what changed does
     not reset the rest.
     """
-    values = dict((base or Settings()).values)
+    values = (base or Settings()).values
     problems: list[str] = []
     if raw is None:
-        return Settings(values), problems
+        return Settings.from_values(values), problems
     if not isinstance(raw, Mapping):
-        return Settings(values), [f"settings must be an object, got {type(raw).__name__}"]
+        return Settings.from_values(values), [f"settings must be an object, got {type(raw).__name__}"]
     if isinstance(raw.get("codenook"), Mapping):
         raw = raw["codenook"]
     for key, value in _flatten(raw).items():
@@ -248,7 +329,7 @@ def parse_settings(
             values[key] = spec.default
             default = "unset" if spec.default is None else repr(spec.default)
             problems.append(f"setting '{key}': {exc}; using the default ({default})")
-    return Settings(values), problems
+    return Settings.from_values(values), problems
 
 
 def describe() -> str:

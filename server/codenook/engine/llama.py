@@ -25,7 +25,7 @@ import llama_cpp
 import numpy as np
 from llama_cpp import _internals
 
-from codenook.engine import (
+from codenook.engine.protocol import (
     EngineCounters,
     EngineError,
     FimTokens,

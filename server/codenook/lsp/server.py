@@ -20,16 +20,16 @@ from pygls.exceptions import JsonRpcContentModified, JsonRpcException
 from pygls.lsp.server import LanguageServer
 
 from codenook import __version__, languages
-from codenook.actions import KINDS, ActionError, reindent, validate
+from codenook.assist.actions import KINDS, ActionError, reindent, validate
 from codenook.app import App
-from codenook.completion import NotReady, Suggestion, display_path
-from codenook.documents import DocumentError, DocumentStore
-from codenook.engine import EngineError
-from codenook.positions import Encoding, PositionError
-from codenook.scheduler import Cancelled, Status, Superseded
+from codenook.completion.service import NotReady, Suggestion, display_path
+from codenook.text.documents import DocumentError, DocumentStore
+from codenook.engine.protocol import EngineError
+from codenook.text.positions import Encoding, PositionError
+from codenook.engine.scheduler import Cancelled, Status, Superseded
 from codenook.settings import Settings, parse_settings
-from codenook.streaming import Edit, EditStream, run_stream
-from codenook.workspace import WorkspaceContext
+from codenook.assist.streaming import Edit, EditStream, run_stream
+from codenook.workspace.context import WorkspaceContext
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +93,10 @@ class CodenookServer(LanguageServer):
         for problem in problems + more:
             self.tell(problem, types.MessageType.Warning, once=False)
         self.settings = settings
-        self.documents.max_file_bytes = settings["documents.maxFileBytes"]
-        self.context.max_file_bytes = settings["index.maxFileBytes"]
-        if self._context_started and self.context.enabled != settings["index.enabled"]:
-            self.context.enabled = settings["index.enabled"]
+        self.documents.max_file_bytes = settings.documents.maxFileBytes
+        self.context.max_file_bytes = settings.index.maxFileBytes
+        if self._context_started and self.context.enabled != settings.index.enabled:
+            self.context.enabled = settings.index.enabled
             self.context.set_folders(self.roots())
         if self.app is not None:
             restart = self.app.model_settings_changed(settings)
@@ -189,8 +189,8 @@ class CodenookServer(LanguageServer):
 
         self.context.close()
         self.context = WorkspaceContext(
-            enabled=self.settings["index.enabled"],
-            max_file_bytes=self.settings["index.maxFileBytes"],
+            enabled=self.settings.index.enabled,
+            max_file_bytes=self.settings.index.maxFileBytes,
             schedule=loop.call_later,
             document=document,
             on_progress=lambda root, done, total: from_thread(
@@ -382,7 +382,7 @@ def did_open(ls: CodenookServer, params: types.DidOpenTextDocumentParams) -> Non
     if doc.language is None and not ls.documents.is_editable_text(item.text):
         ls.tell(
             f"{item.uri} is binary or larger than documents.maxFileBytes"
-            f" ({ls.settings['documents.maxFileBytes']} bytes): no completions there",
+            f" ({ls.settings.documents.maxFileBytes} bytes): no completions there",
             types.MessageType.Info,
         )
 
@@ -457,7 +457,7 @@ async def inline_completion(
     ls: CodenookServer, params: types.InlineCompletionParams
 ) -> types.InlineCompletionList:
     empty = types.InlineCompletionList(items=[])
-    if ls.app is None or not ls.settings["completion.enabled"]:
+    if ls.app is None or not ls.settings.completion.enabled:
         return empty
     doc = ls.documents.find(params.text_document.uri)
     if doc is None or (doc.language is None and not ls.documents.is_editable_text(doc.text)):
@@ -484,7 +484,7 @@ async def inline_completion(
         "version": snapshot.version,
         **vars(suggestion.timings),
     }
-    if ls.settings["trace.prompts"] and suggestion.prompt is not None:
+    if ls.settings.trace.prompts and suggestion.prompt is not None:
         ls.log(
             f"completion {snapshot.uri}:{params.position.line + 1}:"
             f"{params.position.character + 1}\n{suggestion.timings.summary()}\n"
@@ -540,7 +540,7 @@ RUN_ACTION = "codenook.runAction"
 def code_action(ls: CodenookServer, params: types.CodeActionParams) -> list[types.CodeAction]:
     """Offer fixes and refactors at once; the model runs only when one is picked."""
     doc = ls.documents.find(params.text_document.uri)
-    if ls.app is None or doc is None or not ls.settings["actions.enabled"]:
+    if ls.app is None or doc is None or not ls.settings.actions.enabled:
         return []
     base = {
         "uri": doc.uri,
@@ -723,7 +723,7 @@ async def run_action(ls: CodenookServer, args: Any) -> dict[str, Any]:
 @server.feature(types.TEXT_DOCUMENT_HOVER)
 async def hover(ls: CodenookServer, params: types.HoverParams) -> types.Hover | None:
     doc = ls.documents.find(params.text_document.uri)
-    if ls.app is None or doc is None or not ls.settings["hover.enabled"]:
+    if ls.app is None or doc is None or not ls.settings.hover.enabled:
         return None
     snapshot = doc.snapshot()
     try:

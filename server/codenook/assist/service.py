@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import anyio
 
-from codenook.actions import (
+from codenook.assist.actions import (
     KINDS,
     ActionError,
     ActionKind,
@@ -26,10 +26,10 @@ from codenook.actions import (
     choose_region,
     instruction_for,
 )
-from codenook.chat import TemplateError, render_chat
-from codenook.documents import Snapshot
-from codenook.engine import EngineError, GenerationRequest, PromptPart
-from codenook.hover import (
+from codenook.assist.chat import TemplateError, render_chat
+from codenook.text.documents import Snapshot
+from codenook.engine.protocol import EngineError, GenerationRequest, PromptPart
+from codenook.assist.hover import (
     HoverCache,
     Target,
     clean_explanation,
@@ -37,7 +37,7 @@ from codenook.hover import (
     hover_target,
     render_hover,
 )
-from codenook.scheduler import EngineWorker, Priority
+from codenook.engine.scheduler import EngineWorker, Priority
 from codenook.settings import Settings
 
 
@@ -104,7 +104,7 @@ class AssistService:
         settings = self._settings()
         request = GenerationRequest(
             plan.parts,
-            max_tokens=settings["actions.maxTokens"],
+            max_tokens=settings.actions.maxTokens,
             on_text=on_text,
             until=lambda _text: parser.finished,
         )
@@ -147,7 +147,7 @@ class AssistService:
             task = asyncio.ensure_future(self._explain(target, key))
             self._pending[key] = task
             task.add_done_callback(lambda _: self._pending.pop(key, None))
-        budget = self._settings()["hover.timeBudgetMs"] / 1000
+        budget = self._settings().hover.timeBudgetMs / 1000
         try:
             explanation = await asyncio.wait_for(asyncio.shield(task), budget)
         except (TimeoutError, asyncio.TimeoutError):
@@ -157,7 +157,7 @@ class AssistService:
     async def _explain(self, target: Target, key: str) -> str | None:
         parts = self._chat(hover_messages(target))
         settings = self._settings()
-        request = GenerationRequest(parts, max_tokens=settings["hover.maxTokens"])
+        request = GenerationRequest(parts, max_tokens=settings.hover.maxTokens)
         try:
             result = await self._worker.generate(request, Priority.HOVER)
         except EngineError:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from codenook.actions import ReplyParser
+from codenook.assist.actions import ReplyParser
 
 
 @dataclass(frozen=True)

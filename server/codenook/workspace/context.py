@@ -14,16 +14,16 @@ import threading
 from collections.abc import Callable
 from urllib.parse import unquote
 
-from codenook.context import CompletionContext
-from codenook.crossfile import (
+from codenook.completion.context import CompletionContext
+from codenook.workspace.crossfile import (
     Activity,
     ContextMemo,
     CrossFileContext,
     TokenCounter,
     build_crossfile_context,
 )
-from codenook.documents import Snapshot
-from codenook.index import DEFAULT_MAX_FILE_BYTES, BuildStats, WorkspaceIndex
+from codenook.text.documents import Snapshot
+from codenook.workspace.index import DEFAULT_MAX_FILE_BYTES, BuildStats, WorkspaceIndex
 
 # (root path, files done, files in all); called from an index-building thread.
 BuildProgress = Callable[[str, int, int], None]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from codenook.engine import PromptPart
+from codenook.engine.protocol import PromptPart
 
 # A minimal ChatML fallback for models whose GGUF has no template.
 CHATML = (

@@ -111,10 +111,10 @@ class LoadedLanguage:
 
 def grammars_dir() -> Path:
     """The queries ship inside the wheel; an editable checkout reads the repository's folder."""
-    packaged = Path(__file__).parent / "grammars"
+    packaged = Path(__file__).resolve().parents[1] / "grammars"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parents[2] / "grammars"
+    return Path(__file__).resolve().parents[3] / "grammars"
 
 
 def spec_for(uri_or_path: str, language_id: str | None = None) -> LanguageSpec | None:

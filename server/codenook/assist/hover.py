@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from tree_sitter import Node, QueryCursor
 
-from codenook.chat import Message
-from codenook.documents import Snapshot
-from codenook.positions import utf8_length
+from codenook.assist.chat import Message
+from codenook.text.documents import Snapshot
+from codenook.text.positions import utf8_length
 
 MAX_LINES = 60
 SYSTEM = (

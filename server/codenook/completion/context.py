@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from tree_sitter import Node, QueryCursor
 
-from codenook.documents import Snapshot
-from codenook.positions import utf8_length
+from codenook.text.documents import Snapshot
+from codenook.text.positions import utf8_length
 
 TokenCounter = Callable[[str], int]
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from tree_sitter import Parser, Point, Tree
 
-from codenook import languages
-from codenook.positions import Encoding, LineIndex, utf8_length
+from codenook.text import languages
+from codenook.text.positions import Encoding, LineIndex, utf8_length
 
 
 class DocumentError(ValueError):

@@ -14,16 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from urllib.parse import unquote
 
-from codenook import languages
-from codenook.context import Budget, CompletionContext, build_completion_context
-from codenook.crossfile import CachedCounter, Chunk
-from codenook.documents import Document, Snapshot
-from codenook.engine import EngineError, GenerationRequest, GenerationResult
-from codenook.postprocess import Shape, is_done, postprocess
-from codenook.prompts import Prompt, completion_prompt, strip_dropped_indent, takes_chunks
-from codenook.scheduler import Cancelled, EngineWorker, Priority, Superseded
+from codenook.text import languages
+from codenook.completion.context import Budget, CompletionContext, build_completion_context
+from codenook.workspace.crossfile import CachedCounter, Chunk
+from codenook.text.documents import Document, Snapshot
+from codenook.engine.protocol import EngineError, GenerationRequest, GenerationResult
+from codenook.completion.postprocess import Shape, is_done, postprocess
+from codenook.completion.prompts import Prompt, completion_prompt, strip_dropped_indent, takes_chunks
+from codenook.engine.scheduler import Cancelled, EngineWorker, Priority, Superseded
 from codenook.settings import Settings
-from codenook.workspace import WorkspaceContext
+from codenook.workspace.context import WorkspaceContext
 
 
 class NotReady(EngineError):
@@ -155,16 +155,16 @@ class CompletionService:
                 raise EngineError(self._worker.error)
             raise NotReady("the model is still loading")
         budget = Budget(
-            settings["context.prefixTokens"],
-            settings["context.suffixTokens"] if engine.info.fim.has_fim else 0,
-            settings["context.headerTokens"],
+            settings.context.prefixTokens,
+            settings.context.suffixTokens if engine.info.fim.has_fim else 0,
+            settings.context.headerTokens,
         )
         roots = self._roots()
         path = display_path(snapshot.uri, roots)
         count = self._counter()
         ctx = build_completion_context(snapshot, offset, budget, count, path)
         chunks: Sequence[Chunk] = ()
-        cross_budget = settings["context.crossFileTokens"]
+        cross_budget = settings.context.crossFileTokens
         if self._workspace is not None and cross_budget > 0 and takes_chunks(engine.info.fim):
             chunks = self._workspace.crossfile(snapshot, offset, ctx, cross_budget, count).chunks
         repo = PurePosixPath(roots[0].rstrip("/")).name if roots else "workspace"
@@ -181,7 +181,7 @@ class CompletionService:
             ctx.line_suffix,
             following,
             previous,
-            settings["completion.maxLines"],
+            settings.completion.maxLines,
         )
         return prompt, shape, ctx
 
@@ -232,9 +232,9 @@ class CompletionService:
         settings = self._settings()
         request = GenerationRequest(
             prompt.parts,
-            max_tokens=settings["completion.maxTokens"],
+            max_tokens=settings.completion.maxTokens,
             stop=prompt.stop,
-            time_budget_s=settings["completion.timeBudgetMs"] / 1000,
+            time_budget_s=settings.completion.timeBudgetMs / 1000,
             until=lambda text: _done(text, prompt, shape),
             checkpoint_after=prompt.checkpoint_after,
         )
@@ -251,7 +251,7 @@ class CompletionService:
     def _speculate(self, uri: str, before: str, after: str, shown: str) -> None:
         """Compute, at the lowest priority, the suggestion that follows once ``shown`` is
         accepted, so accepting and continuing costs no wait (llama.vim's speculative FIM)."""
-        if not self._settings()["completion.speculative"]:
+        if not self._settings().completion.speculative:
             return
         accepted = before + shown
 

@@ -33,9 +33,9 @@ from pathlib import Path
 
 from tree_sitter import QueryCursor, Tree
 
-from codenook import languages
-from codenook.context import Budget, build_completion_context
-from codenook.crossfile import (
+from codenook.text import languages
+from codenook.completion.context import Budget, build_completion_context
+from codenook.workspace.crossfile import (
     Activity,
     ActivitySnapshot,
     CachedCounter,
@@ -45,9 +45,9 @@ from codenook.crossfile import (
     family,
     rendered_tokens,
 )
-from codenook.documents import Document
-from codenook.index import Definition, WorkspaceIndex, decode_source, iter_identifiers
-from codenook.positions import Encoding
+from codenook.text.documents import Document
+from codenook.workspace.index import Definition, WorkspaceIndex, decode_source, iter_identifiers
+from codenook.text.positions import Encoding
 
 # Editors close brackets and quotes as they are typed; typing the closer then steps over it.
 _PAIRS = {"(": ")", "[": "]", "{": "}", '"': '"', "'": "'", "`": "`"}
@@ -393,7 +393,7 @@ def _code_row(text: str, near: int) -> int | None:
 def model_counter(model: str | None) -> tuple[TokenCounter, str]:
     """The default model's tokenizer (or ``model``'s), and its name."""
     from codenook.engine.llama import LlamaEngine
-    from codenook.models import embedded_default
+    from codenook.engine.models import embedded_default
 
     path = model or embedded_default()
     if path is None:

@@ -26,7 +26,7 @@ from typing import Literal
 
 import anyio
 
-from codenook.engine import Engine, EngineError, GenerationRequest, GenerationResult, Step
+from codenook.engine.protocol import Engine, EngineError, GenerationRequest, GenerationResult, Step
 
 
 class Priority(enum.IntEnum):

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from codenook.context import CompletionContext
-from codenook.crossfile import Chunk
-from codenook.engine import FimTokens, PromptPart
+from codenook.completion.context import CompletionContext
+from codenook.workspace.crossfile import Chunk
+from codenook.engine.protocol import FimTokens, PromptPart
 
 
 @dataclass(frozen=True)

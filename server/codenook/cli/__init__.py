@@ -107,9 +107,9 @@ def cmd_complete(args: argparse.Namespace) -> int:
     import anyio
 
     from codenook.app import App
-    from codenook.documents import Document
-    from codenook.engine import EngineError
-    from codenook.positions import Encoding, PositionError
+    from codenook.text.documents import Document
+    from codenook.engine.protocol import EngineError
+    from codenook.text.positions import Encoding, PositionError
 
     match = _LOCATION.match(args.location)
     if not match:
@@ -191,7 +191,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from codenook.doctor import run_doctor
+    from codenook.cli.doctor import run_doctor
 
     settings, problems = _settings_from_args(args)
     return run_doctor(settings, problems)
@@ -241,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_setting_flags(doctor)
     doctor.set_defaults(func=cmd_doctor)
 
-    from codenook import bench as bench_module
+    from codenook.devtools import bench as bench_module
 
     bench = sub.add_parser(
         "bench", help="replay a typing session through the server; compare cache off/on"
@@ -249,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_module.add_arguments(bench)
     bench.set_defaults(func=bench_module.main)
 
-    from codenook import evalcontext
+    from codenook.devtools import evalcontext
 
     eval_context = sub.add_parser(
         "eval-context",

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codenook import __version__
-from codenook.engine import EngineError, ModelInfo
-from codenook.models import NoModel, embedded_default, resolve_model_path
+from codenook.engine.protocol import EngineError, ModelInfo
+from codenook.engine.models import NoModel, embedded_default, resolve_model_path
 from codenook.settings import Settings
 
 GIB = 1024**3
@@ -42,7 +42,7 @@ def _meminfo() -> dict[str, int]:
 def _model_section(report: Report, settings: Settings) -> ModelInfo | None:
     from codenook.engine.llama import inspect_model
 
-    configured = settings["model.path"]
+    configured = settings.model.path
     try:
         path = resolve_model_path(configured)
     except NoModel as exc:
@@ -83,15 +83,15 @@ def _model_section(report: Report, settings: Settings) -> ModelInfo | None:
         )
     if not info.chat_template:
         report.problem("the model has no chat template; code actions and hover will need one")
-    if info.n_ctx_train and settings["model.contextSize"] > info.n_ctx_train:
+    if info.n_ctx_train and settings.model.contextSize > info.n_ctx_train:
         report.problem(
-            f"model.contextSize {settings['model.contextSize']} exceeds the model's trained"
+            f"model.contextSize {settings.model.contextSize} exceeds the model's trained"
             f" context {info.n_ctx_train}; lower it"
         )
     if info.is_hybrid or info.is_recurrent:
         report.lines.append(
             "  note: recurrent state cannot be rewound; codenook keeps checkpoints of it"
-            f" (engine.checkpointMemoryMiB = {settings['engine.checkpointMemoryMiB']})"
+            f" (engine.checkpointMemoryMiB = {settings.engine.checkpointMemoryMiB})"
         )
     return info
 

@@ -35,9 +35,9 @@ from functools import lru_cache
 from itertools import pairwise
 from typing import Protocol
 
-from codenook import languages
-from codenook.documents import Snapshot
-from codenook.index import IMPORT_DEPTH, Definition, Import, WorkspaceIndex, imports_of
+from codenook.text import languages
+from codenook.text.documents import Snapshot
+from codenook.workspace.index import IMPORT_DEPTH, Definition, Import, WorkspaceIndex, imports_of
 
 TokenCounter = Callable[[str], int]
 

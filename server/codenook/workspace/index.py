@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from tree_sitter import Node, QueryCursor, Tree
 
-from codenook import languages
+from codenook.text import languages
 
 DEFAULT_MAX_FILE_BYTES = 1024 * 1024
 MAX_HEADER_LINES = 6  # signature lines kept per definition
@@ -889,7 +889,7 @@ class WorkspaceIndex:
         take: Callable[[list[str], list[FileEntry | str]], None],
         cancel: threading.Event | None,
     ) -> int:
-        """Parse the batches in ``python -m codenook.index`` worker processes.
+        """Parse the batches in ``python -m codenook.workspace.index`` worker processes.
 
         Each worker is driven by a thread of its own that sends one batch, waits for its
         entries (without holding the interpreter lock) and hands them to ``take``. A worker
@@ -926,7 +926,7 @@ class WorkspaceIndex:
                         [
                             sys.executable,
                             "-m",
-                            "codenook.index",
+                            "codenook.workspace.index",
                             self.root,
                             str(self.max_file_bytes),
                         ],
@@ -1110,7 +1110,7 @@ _IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 
 # -- worker processes ----------------------------------------------------------------------------
 #
-# ``python -m codenook.index ROOT MAX_BYTES`` reads batches of paths from stdin (one line each,
+# ``python -m codenook.workspace.index ROOT MAX_BYTES`` reads batches of paths from stdin (one line each,
 # NUL-separated) and answers each with a length-prefixed pickle of ``index_files``' results.
 # A fresh interpreter rather than multiprocessing: nothing of the server's __main__ is
 # re-imported, and the server's interpreter lock is never held for a parse.
@@ -1142,7 +1142,7 @@ def _worker_main(argv: list[str]) -> int:
     # importable copy so that the server unpickles codenook.index.FileEntry.
     import importlib
 
-    run = importlib.import_module("codenook.index").index_files
+    run = importlib.import_module("codenook.workspace.index").index_files
     root, max_bytes = argv[0], int(argv[1])
     out = sys.stdout.buffer
     for line in sys.stdin.buffer:

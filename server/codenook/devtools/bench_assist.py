@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from codenook.bench import SERVER_COMMAND, BenchError, JsonRpcClient
-from codenook.positions import Encoding, LineIndex
+from codenook.devtools.bench import SERVER_COMMAND, BenchError, JsonRpcClient
+from codenook.text.positions import Encoding, LineIndex
 
 CODE = """import math
 from collections.abc import Sequence

@@ -271,10 +271,10 @@ class Buffer:
 
 def traces_dir() -> Path:
     """Shipped traces: inside the wheel when packaged, else the repository's ``benchmarks``."""
-    packaged = Path(__file__).parent / "benchmarks" / "traces"
+    packaged = Path(__file__).resolve().parents[1] / "benchmarks" / "traces"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parents[2] / "benchmarks" / "traces"
+    return Path(__file__).resolve().parents[3] / "benchmarks" / "traces"
 
 
 def default_trace() -> Path:
@@ -979,7 +979,7 @@ def find_llama_server(given: str) -> str | None:
 async def run_llama_server_mode(
     binary: str, trace: Trace, settings: dict[str, Any], speed: float
 ) -> dict[str, Any]:
-    from codenook.models import NoModel, resolve_model_path
+    from codenook.engine.models import NoModel, resolve_model_path
 
     try:
         model = resolve_model_path(settings.get("model.path"))
@@ -1438,7 +1438,7 @@ def main(args: argparse.Namespace) -> int:
         if args.bench_command == "record":
             return cmd_record(args)
         if args.bench_command == "assist":
-            from codenook.bench_assist import run_assist
+            from codenook.devtools.bench_assist import run_assist
 
             return run_assist(args.assist_model or args.model, args.assist_json or args.json)
         return cmd_run(args)
