@@ -7,13 +7,25 @@ modes; it checks what the report must always hold, never timings.
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from codenook.devtools import bench
-from codenook.devtools.bench import BenchError, Buffer, Event, Trace, plan, record
+from codenook.devtools.bench.errors import BenchError
+from codenook.devtools.bench.trace import (
+    TRACE_VERSION,
+    Buffer,
+    Event,
+    Trace,
+    default_trace,
+    plan,
+    record,
+    traces_dir,
+)
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "stats.py"
 
@@ -39,7 +51,7 @@ def test_recorded_trace_reproduces_its_source_and_round_trips(tmp_path: Path):
     trace.save(path)
     loaded = Trace.load(path)
     assert loaded == trace
-    assert json.loads(path.read_text(encoding="utf-8"))["version"] == bench.TRACE_VERSION
+    assert json.loads(path.read_text(encoding="utf-8"))["version"] == TRACE_VERSION
 
 
 def test_recorder_is_deterministic_for_a_seed():
@@ -107,9 +119,23 @@ def test_bad_traces_are_refused_on_load(change: dict, message: str):
 
 
 def test_the_shipped_trace_loads():
-    trace = Trace.load(bench.default_trace())
+    # From a checkout the traces are at the top of the repository, not beside the package.
+    assert traces_dir() == Path(__file__).parents[1] / "benchmarks" / "traces"
+    assert default_trace().is_file()
+    trace = Trace.load(default_trace())
     assert 150 <= len(trace.events) <= 300
     assert trace.language_id == "python"
+
+
+def test_the_wheel_finds_its_traces_inside_the_package(tmp_path: Path, monkeypatch):
+    from codenook.devtools.bench import trace as trace_module
+
+    # pyproject force-includes benchmarks/traces as codenook/benchmarks/traces.
+    packaged = tmp_path / "codenook" / "benchmarks" / "traces"
+    packaged.mkdir(parents=True)
+    module = tmp_path / "codenook" / "devtools" / "bench" / "trace.py"
+    monkeypatch.setattr(trace_module, "__file__", str(module))
+    assert traces_dir() == packaged
 
 
 def test_bench_runs_a_short_trace_in_both_modes(tmp_path: Path, capsys: pytest.CaptureFixture):
@@ -205,3 +231,25 @@ def test_llama_server_mode_is_skipped_without_the_binary(tmp_path: Path, capsys)
     argv += ["--llama-server", str(tmp_path / "missing")]
     assert bench.main(bench.build_parser().parse_args(argv)) == 1  # nothing else to run
     assert "skipping llama-server" in capsys.readouterr().err
+
+
+def test_the_parts_of_the_benchmark_import_in_one_direction():
+    """Each module imports only those before it, so no two can import each other."""
+    order = ["errors", "trace", "rpc", "replay", "targets", "report", "run", "assist", "cli"]
+    package = Path(bench.__file__).parent
+    for position, name in enumerate(order):
+        text = (package / f"{name}.py").read_text(encoding="utf-8")
+        imported = set(re.findall(r"codenook\.devtools\.bench\.(\w+)", text))
+        assert imported <= set(order[:position]), (name, imported - set(order[:position]))
+
+
+def test_the_command_line_loads_the_dev_tools_only_when_they_run():
+    code = (
+        "import sys, codenook.cli as c; c.build_parser();"
+        " heavy = ('codenook.devtools.bench.run', 'codenook.devtools.bench.targets',"
+        " 'codenook.devtools.bench.assist', 'codenook.devtools.evalcontext.report',"
+        " 'tree_sitter', 'asyncio');"
+        " print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -7,19 +7,18 @@ from pathlib import Path
 
 import pytest
 
+from codenook.engine.llama import LlamaEngine
+from codenook.lru import CachedCounter
+from codenook.text.documents import Document
+from codenook.text.positions import Encoding
+from codenook.workspace.activity import Activity, ActivitySnapshot
 from codenook.workspace.crossfile import (
-    Activity,
-    ActivitySnapshot,
-    CachedCounter,
     Chunk,
     ContextMemo,
     build_crossfile_context,
     rendered_tokens,
 )
-from codenook.text.documents import Document
-from codenook.engine.llama import LlamaEngine
 from codenook.workspace.index import WorkspaceIndex
-from codenook.text.positions import Encoding
 
 PROJECT = Path(__file__).parent / "fixtures" / "project"
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from codenook.devtools import evalcontext
+from codenook.devtools.evalcontext.holes import find_holes
 
 PROJECT = Path(__file__).parent / "fixtures" / "project"
 
@@ -50,7 +51,7 @@ def test_holes_are_lines_using_a_name_defined_once_elsewhere() -> None:
 
     index = WorkspaceIndex(PROJECT)
     index.build(workers=0)
-    holes = evalcontext.find_holes(index, 100, seed=1)
+    holes = find_holes(index, 100, seed=1)
     assert holes
     for hole in holes:
         line = (PROJECT / hole.path).read_text().split("\n")[hole.line]

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import pytest
 
-from codenook.text import languages
 from codenook.completion.context import enclosing_headers, import_lines
+from codenook.text import languages
 from codenook.text.documents import Document
+from codenook.text.positions import utf8_length
 from codenook.workspace.index import (
+    DEFAULT_MAX_FILE_BYTES,
     IgnoreRules,
     WorkspaceIndex,
     list_source_files,
@@ -20,7 +24,6 @@ from codenook.workspace.index import (
     parse_gitignore,
     walk_files,
 )
-from codenook.text.positions import utf8_length
 
 PROJECT = Path(__file__).parent / "fixtures" / "project"
 
@@ -356,6 +359,39 @@ def test_worker_processes_index_the_same(index: WorkspaceIndex) -> None:
     assert other.paths() == index.paths()
     for path in index.paths():
         assert other.get(path) == index.get(path)
+
+
+def test_a_worker_process_answers_batches(index: WorkspaceIndex) -> None:
+    from codenook.workspace.index import worker
+
+    process = worker.start_worker(str(PROJECT), DEFAULT_MAX_FILE_BYTES)
+    assert process is not None and process.stdin is not None
+    paths = [*index.paths()[:3], "missing.py"]
+    try:
+        answered = worker.ask_worker(process, paths)
+    finally:
+        process.stdin.close()
+        process.wait(timeout=30)
+    assert process.returncode == 0
+    assert answered == [index.get(path) for path in paths[:3]] + ["unreadable"]
+
+
+def test_the_worker_module_runs_from_the_directory_holding_the_package() -> None:
+    import codenook
+    from codenook.workspace.index import worker
+
+    parent = worker._package_parent().split(os.pathsep)[0]
+    assert Path(parent, "codenook", "__init__.py") == Path(codenook.__file__)
+    # Started the way the index starts it, it must import cleanly (no runpy warning about
+    # the module being imported already) and exit at the end of its input.
+    ran = subprocess.run(
+        [sys.executable, "-m", worker.MODULE, str(PROJECT), "1000"],
+        input=b"",
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": worker._package_parent()},
+        timeout=60,
+    )
+    assert ran.returncode == 0 and ran.stderr == b"" and ran.stdout == b""
 
 
 def test_a_cpp_header_with_a_h_extension_is_read_as_cpp(tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from codenook.completion.context import Budget, build_completion_context
 from codenook.text.documents import Document, Snapshot
-from codenook.workspace.index import BuildStats
 from codenook.text.positions import Encoding
 from codenook.workspace.context import WorkspaceContext
+from codenook.workspace.index import BuildStats
 
 PROJECT = Path(__file__).parent / "fixtures" / "project"
 

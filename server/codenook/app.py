@@ -1,17 +1,31 @@
-"""The composition root: the one place that knows the concrete classes and wires them."""
+"""The composition root: the one place that knows the concrete classes and wires them.
+
+Everything that serves a user is built here once per process — by the language server, by
+``codenook complete``, by the dev tools and by the tests alike — so each runs the same code.
+Two halves meet here through one narrow interface (``EngineHost``): the engine host (model,
+scheduler) and the session of one editor (settings, documents, workspace, the completion and
+assist services with their memories and caches). A settings change that needs the model
+loaded again swaps the engine inside the host; the session, its caches and counters stay.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from codenook.assist.service import AssistService
 from codenook.completion.service import CompletionService
-from codenook.engine.protocol import Engine, EngineError
+from codenook.engine.host import EngineHost, Loader
 from codenook.engine.models import NoModel, resolve_model_path
-from codenook.engine.scheduler import EngineWorker, Status
+from codenook.engine.protocol import Engine, EngineError
+from codenook.engine.scheduler import Status
 from codenook.settings import Settings
-from codenook.workspace.context import WorkspaceContext
+from codenook.text.documents import DocumentStore, Snapshot
+from codenook.workspace.context import BuildDone, BuildProgress, Scheduler, WorkspaceContext
+
+# What builds the engine for a set of settings; tests inject a fake engine here.
+LoaderFactory = Callable[[Settings], Loader]
 
 
 def model_loader(settings: Settings, model_path: Path | None = None) -> Callable[[], Engine]:
@@ -37,36 +51,75 @@ def model_loader(settings: Settings, model_path: Path | None = None) -> Callable
     return load
 
 
+@dataclass
+class Hooks:
+    """How the services reach their front end (the LSP server, the CLI).
+
+    Every hook may be called from any thread (the engine thread, an index build); the front
+    end moves the call to its own thread where it must.
+    """
+
+    status: Callable[[Status], None] | None = None
+    index_progress: BuildProgress | None = None
+    index_done: BuildDone | None = None
+    # Runs a function later on the front end's thread (index updates after the user pauses).
+    schedule: Scheduler | None = None
+
+
 class App:
-    """The long-lived services of one codenook process."""
+    """The long-lived services of one codenook process, built once."""
 
     def __init__(
         self,
         settings: Settings,
         *,
+        loader: LoaderFactory = model_loader,
         roots: Callable[[], list[str]] = list,
-        on_status: Callable[[Status], None] | None = None,
-        loader: Callable[[], Engine] | None = None,
-        workspace: WorkspaceContext | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
+        hooks = hooks or Hooks()
         self.settings = settings
-        self.worker = EngineWorker(loader or model_loader(settings), on_status)
-        self.completions = CompletionService(self.worker, lambda: self.settings, roots, workspace)
-        self.assist = AssistService(self.worker, lambda: self.settings)
+        self._loader = loader
+        self.host = EngineHost(loader(settings), hooks.status)
+        self.documents = DocumentStore(settings.documents.maxFileBytes)
+        self.workspace = WorkspaceContext(
+            enabled=settings.index.enabled,
+            max_file_bytes=settings.index.maxFileBytes,
+            schedule=hooks.schedule,
+            document=self._snapshot,
+            on_progress=hooks.index_progress,
+            on_done=hooks.index_done,
+        )
+        self.roots = roots
+        self.completions = CompletionService(self.host, self._settings, roots, self.workspace)
+        self.assist = AssistService(self.host, self._settings)
+
+    def _settings(self) -> Settings:
+        return self.settings
+
+    def _snapshot(self, uri: str) -> Snapshot | None:
+        doc = self.documents.find(uri)
+        return doc.snapshot() if doc is not None else None
 
     def start(self) -> App:
-        self.worker.start()
+        """Load the model (in the background) and index the workspace folders."""
+        self.host.start()
+        self.workspace.set_folders(self.roots())
         return self
 
     def stop(self, timeout: float | None = 5.0) -> None:
-        self.worker.stop(timeout)
+        self.workspace.close()
+        self.host.stop(timeout)
 
-    def model_settings_changed(self, new: Settings) -> bool:
-        keys = (
-            "model.path",
-            "model.contextSize",
-            "model.threads",
-            "model.gpuLayers",
-            "model.batchSize",
-        )
-        return any(self.settings[k] != new[k] for k in keys)
+    def update_settings(self, new: Settings) -> list[str]:
+        """Apply new settings; returns the changed keys that made the model load again."""
+        old, self.settings = self.settings, new
+        self.documents.max_file_bytes = new.documents.maxFileBytes
+        self.workspace.max_file_bytes = new.index.maxFileBytes
+        if self.workspace.enabled != new.index.enabled:
+            self.workspace.enabled = new.index.enabled
+            self.workspace.set_folders(self.roots())
+        reload = old.reload_keys(new)
+        if reload:
+            self.host.reload(self._loader(new))
+        return reload

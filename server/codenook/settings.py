@@ -94,9 +94,7 @@ class CompletionSettings:
         True,
         "After showing a suggestion, compute the next one as if it were accepted (idle time).",
     )
-    maxTokens: int = _setting(
-        64, "Most tokens generated per suggestion.", minimum=1, maximum=2048
-    )
+    maxTokens: int = _setting(64, "Most tokens generated per suggestion.", minimum=1, maximum=2048)
     maxLines: int = _setting(8, "Most lines in a multi-line suggestion.", minimum=1, maximum=200)
     timeBudgetMs: int = _setting(
         5000,
@@ -207,9 +205,7 @@ class Settings:
         for key, value in values.items():
             section, _, name = key.partition(".")
             sections.setdefault(section, {})[name] = value
-        built = {
-            f.name: _SECTION_TYPES[f.name](**sections.get(f.name, {})) for f in fields(cls)
-        }
+        built = {f.name: _SECTION_TYPES[f.name](**sections.get(f.name, {})) for f in fields(cls)}
         return cls(**built)
 
     @property
@@ -246,7 +242,7 @@ class SettingSpec:
     reloads_model: bool = False
 
 
-_SECTION_TYPES: dict[str, Any] = {f.name: f.default_factory for f in fields(Settings)}  # type: ignore[misc]
+_SECTION_TYPES: dict[str, Any] = {f.name: f.default_factory for f in fields(Settings)}
 
 
 def _specs() -> tuple[SettingSpec, ...]:
@@ -315,7 +311,9 @@ def parse_settings(
     if raw is None:
         return Settings.from_values(values), problems
     if not isinstance(raw, Mapping):
-        return Settings.from_values(values), [f"settings must be an object, got {type(raw).__name__}"]
+        return Settings.from_values(values), [
+            f"settings must be an object, got {type(raw).__name__}"
+        ]
     if isinstance(raw.get("codenook"), Mapping):
         raw = raw["codenook"]
     for key, value in _flatten(raw).items():

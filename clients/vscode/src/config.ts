@@ -49,17 +49,6 @@ export const SERVER_SETTINGS: readonly ServerSetting[] = [
 /** Keys under `codenook.` that only the extension reads; never sent to the server. */
 export const CLIENT_SETTINGS = ['serverCommand', 'enable', 'trace.server'] as const;
 
-/** Languages the server has grammars for (VS Code language ids). */
-export const LANGUAGES = [
-  'python',
-  'javascript',
-  'javascriptreact',
-  'typescript',
-  'typescriptreact',
-  'go',
-  'rust',
-] as const;
-
 export type SettingValue = string | number | boolean | null;
 export type FlatSettings = Record<string, SettingValue>;
 /** Reads one `codenook.<key>` value, like `workspace.getConfiguration('codenook').get(key)`. */
@@ -187,19 +176,4 @@ export function isLanguageEnabled(enable: unknown, languageId: string): boolean 
     return map['*'] as boolean;
   }
   return true;
-}
-
-/** The setting a server message is about, for an "Open Setting" button; undefined if none. */
-export function settingForServerMessage(message: string): string | undefined {
-  if (/model unavailable|cannot load|model\.path|GGUF/i.test(message)) {
-    return 'codenook.model.path';
-  }
-  const match = /setting '([A-Za-z.]+)'/.exec(message);
-  if (match && SERVER_SETTINGS.some((s) => s.key === match[1])) {
-    return `codenook.${match[1]}`;
-  }
-  if (/does not fit model\.contextSize/.test(message)) {
-    return 'codenook.model.contextSize';
-  }
-  return undefined;
 }

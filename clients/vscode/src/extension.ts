@@ -7,19 +7,21 @@ import * as os from 'node:os';
 import * as readline from 'node:readline';
 import * as vscode from 'vscode';
 import {
+  type ClientCapabilities,
   CloseAction,
   type CloseHandlerResult,
   DidChangeConfigurationNotification,
+  type DocumentSelector,
   ErrorAction,
   ExecuteCommandRequest,
+  type FeatureState,
   LanguageClient,
   type LanguageClientOptions,
-  MessageType,
   ResponseError,
   RevealOutputChannelOn,
+  type ServerCapabilities,
   type ServerOptions,
-  ShowMessageNotification,
-  type ShowMessageParams,
+  type StaticFeature,
 } from 'vscode-languageclient/node';
 import {
   checkoutFallback,
@@ -42,11 +44,22 @@ import {
   didChangeConfigurationParams,
   type FlatSettings,
   isLanguageEnabled,
-  LANGUAGES,
   nest,
   readServerSettings,
-  settingForServerMessage,
 } from './config';
+import {
+  advertisedLanguages,
+  broadSelector,
+  CLIENT_EXPERIMENTAL,
+  languageNames,
+  parseProblem,
+  PROBLEM_NOTIFICATION,
+  problemLevel,
+  problemSettingId,
+  selectorFor,
+  type ServerLanguage,
+  type ServerProblem,
+} from './protocol';
 import { StderrTail, startFailureMessage } from './stderr';
 import {
   type ClientState,
@@ -79,6 +92,43 @@ class CodenookLanguageClient extends LanguageClient {
   }
 }
 
+/**
+ * codenook's part of the handshake. It announces `experimental.codenook.problems`, so the
+ * server sends `codenook/problem` (with a code and the setting to open) instead of
+ * window/showMessage. And it narrows the document selector to the languages the server
+ * advertises: the client starts on every file (`broadSelector`) because the list is the
+ * server's alone, and preInitialize runs after the initialize result has come and before any
+ * feature registers or any document is opened, so no other document ever reaches the server.
+ * That costs no second process (unlike asking `codenook languages --json` first) and works for
+ * any serverCommand, wrappers included. The selector array is the one the client was built
+ * with, replaced in place, so a restart narrows it again from that server's own answer.
+ */
+class CodenookFeature implements StaticFeature {
+  constructor(private readonly advertised: (languages: ServerLanguage[] | undefined) => void) {}
+
+  fillClientCapabilities(capabilities: ClientCapabilities): void {
+    const experimental = (capabilities.experimental ?? {}) as Record<string, unknown>;
+    capabilities.experimental = { ...experimental, codenook: { ...CLIENT_EXPERIMENTAL } };
+  }
+
+  preInitialize(capabilities: ServerCapabilities, documentSelector: DocumentSelector | undefined): void {
+    const languages = advertisedLanguages(capabilities);
+    if (Array.isArray(documentSelector)) {
+      const narrowed = languages === undefined ? broadSelector() : selectorFor(languages);
+      (documentSelector as unknown[]).splice(0, documentSelector.length, ...narrowed);
+    }
+    this.advertised(languages);
+  }
+
+  initialize(): void {}
+
+  getState(): FeatureState {
+    return { kind: 'static' };
+  }
+
+  clear(): void {}
+}
+
 /** The codenook checkout this bundle was built in (scripts/build.mjs), for checkoutFallback. */
 declare const CODENOOK_CHECKOUT: string | undefined;
 const BUILD_CHECKOUT = typeof CODENOOK_CHECKOUT === 'string' ? CODENOOK_CHECKOUT : undefined;
@@ -107,6 +157,8 @@ export class Controller implements vscode.Disposable {
   private state: ClientState = { kind: 'starting' };
   private model: string | null | undefined;
   private sentSettings: FlatSettings = {};
+  /** What the running server advertised (undefined: nothing, or not started yet). */
+  languages: ServerLanguage[] | undefined;
   private gotNotification = false;
   private crashes: number[] = [];
   private running = false;
@@ -179,6 +231,7 @@ export class Controller implements vscode.Disposable {
     this.setState({ kind: 'starting' });
     this.gotNotification = false;
     this.model = undefined;
+    this.languages = undefined;
     let command: ServerCommand;
     const raw = config().get('serverCommand');
     try {
@@ -213,8 +266,9 @@ export class Controller implements vscode.Disposable {
       options: { cwd: workspaceFolderPath() },
     };
     const client = new CodenookLanguageClient('codenook', 'codenook', serverOptions, this.clientOptions());
+    client.registerFeature(new CodenookFeature((languages) => this.languagesAdvertised(languages)));
     client.onNotification(STATUS_NOTIFICATION, (status: ServerStatus) => this.statusNotified(status));
-    client.onNotification(ShowMessageNotification.type, (params) => this.serverMessage(params));
+    client.onNotification(PROBLEM_NOTIFICATION, (params: unknown) => this.serverProblem(params));
     this.client = client;
     this.running = false;
     try {
@@ -255,10 +309,8 @@ export class Controller implements vscode.Disposable {
 
   private clientOptions(): LanguageClientOptions {
     return {
-      documentSelector: LANGUAGES.flatMap((language) => [
-        { scheme: 'file', language },
-        { scheme: 'untitled', language },
-      ]),
+      // Narrowed to the server's languages before any document is sent: see CodenookFeature.
+      documentSelector: broadSelector(),
       outputChannel: this.output,
       revealOutputChannelOn: RevealOutputChannelOn.Never,
       // The server's stderr is its log (not only errors); keep its tail for start-up failures.
@@ -450,21 +502,53 @@ export class Controller implements vscode.Disposable {
       });
   }
 
-  /** window/showMessage from the server, with an "Open Setting" button when it names one. */
-  private serverMessage(params: ShowMessageParams): void {
-    const setting = settingForServerMessage(params.message);
-    const buttons = setting ? [OPEN_SETTING] : [];
+  private languagesAdvertised(languages: ServerLanguage[] | undefined): void {
+    this.languages = languages;
+    if (languages === undefined) {
+      this.output.warn('the server does not advertise its languages (an older codenook?); it gets every file');
+    } else {
+      this.output.info(`the server supports: ${languageNames(languages)}`);
+    }
+  }
+
+  /**
+   * `codenook/problem`: shown by its type, with "Open Setting" when the server names the
+   * setting that fixes it (from the data, never from the wording) and "Show Output".
+   */
+  private serverProblem(params: unknown): void {
+    const problem = parseProblem(params);
+    if (problem === undefined) {
+      this.output.warn(`codenook/problem with unexpected params: ${JSON.stringify(params)}`);
+      return;
+    }
+    const line = `${problem.message} [${problem.code || 'problem'}${problem.setting ? `, setting ${problem.setting}` : ''}]`;
+    const level = problemLevel(problem);
+    if (level === 'error') {
+      this.output.error(line);
+    } else if (level === 'warning') {
+      this.output.warn(line);
+    } else {
+      this.output.info(line);
+    }
+    void this.showProblem(problem);
+  }
+
+  private async showProblem(problem: ServerProblem): Promise<void> {
+    const setting = problemSettingId(problem);
+    const buttons = setting === undefined ? [SHOW_OUTPUT] : [OPEN_SETTING, SHOW_OUTPUT];
+    const level = problemLevel(problem);
     const show =
-      params.type === MessageType.Error
+      level === 'error'
         ? vscode.window.showErrorMessage
-        : params.type === MessageType.Warning
+        : level === 'warning'
           ? vscode.window.showWarningMessage
           : vscode.window.showInformationMessage;
-    void show(params.message, ...buttons).then((choice) => {
-      if (choice === OPEN_SETTING && setting) {
-        void openSetting(setting);
-      }
-    });
+    const choice = await show(problem.message, ...buttons);
+    if (choice === OPEN_SETTING && setting !== undefined) {
+      await openSetting(setting);
+    } else if (choice === SHOW_OUTPUT) {
+      this.output.show(true);
+    }
   }
 
   // -- settings -----------------------------------------------------------------------------
@@ -521,6 +605,7 @@ export class Controller implements vscode.Disposable {
     }
     type Item = vscode.QuickPickItem & { run?: () => unknown };
     const items: Item[] = statsSummary(stats).map((line) => ({ label: line.label, detail: line.detail }));
+    items.push({ label: `Languages: ${languageNames(this.languages)}` });
     items.push(
       { label: 'Actions', kind: vscode.QuickPickItemKind.Separator },
       { label: '$(debug-restart) Restart server', run: () => this.restart() },

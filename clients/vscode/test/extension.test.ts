@@ -4,7 +4,7 @@ import { afterEach, beforeEach, test } from 'node:test';
 import { activate, type Controller, deactivate } from '../src/extension';
 import { errors, LanguageClient, server } from './fake/languageclient';
 import { fake } from './fake/vscode';
-import { contributedDefaults, packageJson } from './helpers';
+import { contributedDefaults, packageJson, selects, serverLanguages } from './helpers';
 
 const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
 let controller: Controller;
@@ -65,11 +65,56 @@ test('the server starts with serverCommand and the settings as initializationOpt
   assert.equal(init.model.path, '');
   assert.equal('serverCommand' in init, false);
   assert.equal('enable' in init, false);
-  const selector = client.clientOptions.documentSelector as { scheme: string; language: string }[];
   assert.deepEqual(
-    [...new Set(selector.map((s) => s.language))].sort(),
-    ['go', 'javascript', 'javascriptreact', 'python', 'rust', 'typescript', 'typescriptreact'],
+    client.capabilitiesSent?.experimental,
+    { other: true, codenook: { problems: true } },
+    'asks for codenook/problem instead of window/showMessage, keeping other experimental fields',
   );
+  // A server that advertises no languages (an older codenook) keeps getting every file.
+  assert.deepEqual(client.clientOptions.documentSelector, [{ scheme: 'file' }, { scheme: 'untitled' }]);
+});
+
+const JAVA_C_CPP_LUA = [
+  { languageId: 'java', path: '/w/Main.java' },
+  { languageId: 'c', path: '/w/main.c' },
+  { languageId: 'cpp', path: '/w/main.cpp' },
+  { languageId: 'lua', path: '/w/init.lua' },
+];
+
+test('the documents follow the languages the server advertises: Java, C, C++ and Lua get suggestions', async (t) => {
+  const languages = serverLanguages();
+  if (languages === undefined) {
+    t.skip('no .venv/bin/codenook (run make install)');
+    return;
+  }
+  server.capabilities = { experimental: { codenook: { languages } } };
+  await start();
+  const client = server.last;
+  const selector = client.clientOptions.documentSelector;
+  const provide = client.clientOptions.middleware.provideInlineCompletionItems;
+  const suggestion = { items: [{ insertText: 'return 0;' }] };
+  for (const doc of JAVA_C_CPP_LUA) {
+    assert.ok(selects(selector, { scheme: 'file', ...doc }), `${doc.languageId} is sent to the server`);
+    assert.deepEqual(provide({ languageId: doc.languageId }, {}, {}, {}, () => suggestion), suggestion, doc.languageId);
+  }
+  assert.ok(!selects(selector, { scheme: 'file', languageId: 'markdown', path: '/w/README.md' }), 'markdown is not');
+  assert.ok(fake.log.some((l) => /the server supports: python, .*java, c, cpp, lua/.test(l)), fake.log.join('\n'));
+  server.handlers.set('codenook/stats', () => ({ state: 'idle' }));
+  await fake.commands.get('codenook.showStatus')!();
+  const labels = (fake.quickPicks[0].items as { label: string }[]).map((i) => i.label);
+  assert.ok(labels.some((l) => l.startsWith('Languages: python') && l.includes('lua')), labels.join(' | '));
+});
+
+test('a restarted server narrows the selector again from its own answer', async () => {
+  server.capabilities = { experimental: { codenook: { languages: [{ name: 'go', languageIds: ['go'], extensions: ['.go'] }] } } };
+  await start();
+  const first = server.last.clientOptions.documentSelector;
+  assert.ok(selects(first, { scheme: 'file', languageId: 'go', path: '/w/a.go' }));
+  server.capabilities = { experimental: { codenook: { languages: [{ name: 'lua', languageIds: ['lua'], extensions: ['.lua'] }] } } };
+  await fake.commands.get('codenook.restartServer')!();
+  const second = server.last.clientOptions.documentSelector;
+  assert.ok(selects(second, { scheme: 'file', languageId: 'lua', path: '/w/a.lua' }));
+  assert.ok(!selects(second, { scheme: 'file', languageId: 'go', path: '/w/a.go' }));
 });
 
 test('status bar: loading from the start-up poll, then idle and failed from notifications', async () => {
@@ -213,22 +258,58 @@ test('codenook.enable turns inline suggestions off per language', async () => {
   assert.equal(provide({ languageId: 'go' }, {}, {}, {}, next), null);
 });
 
-test('a missing model: the server message gets a button that opens codenook.model.path', async () => {
+test('codenook/problem: shown by its type, "Open Setting" opens the setting it names', async () => {
   fake.answerMessage = 'Open Setting';
   await start();
-  server.last.notify('window/showMessage', {
+  server.last.notify('codenook/problem', {
     type: 1,
-    message: 'codenook: model unavailable: model file not found: /nope.gguf. Set model.path to an existing GGUF file.',
+    message: 'codenook: model unavailable: model file not found: /nope.gguf',
+    code: 'model-unavailable',
+    setting: 'model.path',
   });
   await tick();
   assert.deepEqual(fake.messages.at(-1), {
     level: 'error',
-    message: 'codenook: model unavailable: model file not found: /nope.gguf. Set model.path to an existing GGUF file.',
-    buttons: ['Open Setting'],
+    message: 'codenook: model unavailable: model file not found: /nope.gguf',
+    buttons: ['Open Setting', 'Show Output'],
   });
   assert.deepEqual(fake.executed.find((e) => e.command === 'workbench.action.openSettings')?.args, ['codenook.model.path']);
-  server.last.notify('window/showMessage', { type: 2, message: "codenook: unknown setting 'bogus' ignored" });
-  assert.deepEqual(fake.messages.at(-1), { level: 'warning', message: "codenook: unknown setting 'bogus' ignored", buttons: [] });
+  assert.ok(fake.log.includes('error: codenook: model unavailable: model file not found: /nope.gguf [model-unavailable, setting model.path]'));
+
+  // The wording plays no part: any message, the setting comes from the data.
+  fake.executed = [];
+  server.last.notify('codenook/problem', { type: 2, message: 'codenook: whatever it says', code: 'invalid-setting', setting: 'completion.maxLines' });
+  await tick();
+  assert.deepEqual(fake.messages.at(-1), { level: 'warning', message: 'codenook: whatever it says', buttons: ['Open Setting', 'Show Output'] });
+  assert.deepEqual(fake.executed.find((e) => e.command === 'workbench.action.openSettings')?.args, ['codenook.completion.maxLines']);
+});
+
+test('codenook/problem without a setting: no "Open Setting", and "Show Output" shows the log', async () => {
+  fake.answerMessage = 'Show Output';
+  await start();
+  let shown = 0;
+  controller.output.show = () => {
+    shown += 1;
+  };
+  server.last.notify('codenook/problem', {
+    type: 3,
+    message: 'codenook: model unavailable: setting model.path is mentioned in the text only',
+    code: 'file-too-large',
+    setting: null,
+  });
+  await tick();
+  assert.deepEqual(fake.messages.at(-1)?.buttons, ['Show Output']);
+  assert.equal(fake.messages.at(-1)?.level, 'info');
+  assert.equal(shown, 1);
+  assert.equal(fake.executed.filter((e) => e.command === 'workbench.action.openSettings').length, 0);
+  server.last.notify('codenook/problem', { bogus: true });
+  assert.equal(fake.messages.length, 1, 'malformed params are logged, not shown');
+});
+
+test('window/showMessage is left to the language client (the extension reads no wording)', async () => {
+  await start();
+  assert.equal(server.last.notificationHandlers.has('window/showMessage'), false);
+  assert.ok(server.last.notificationHandlers.has('codenook/problem'));
 });
 
 test('Run agent task: a clear message when the server does not offer codenook.agentTask', async () => {

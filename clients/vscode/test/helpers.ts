@@ -1,5 +1,6 @@
 // Shared by the tests: where the extension's folder is, and its package.json.
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** clients/vscode, from the bundled test file in clients/vscode/out/test/. */
@@ -38,3 +39,40 @@ export function contributedDefaults(): Map<string, unknown> {
   }
   return out;
 }
+
+/** The repository's server, when `make install` has made it. */
+export const codenookBin = join(repoRoot, '.venv', 'bin', 'codenook');
+
+/**
+ * The languages the repository's server supports (`codenook languages --json`: the same list
+ * its initialize result advertises), or undefined without `.venv`. Tests use the real list
+ * rather than a copy, so a language added to the server is covered without touching them.
+ */
+export function serverLanguages(): { name: string; languageIds: string[]; extensions: string[] }[] | undefined {
+  if (!existsSync(codenookBin)) {
+    return undefined;
+  }
+  return JSON.parse(execFileSync(codenookBin, ['languages', '--json'], { encoding: 'utf8' }));
+}
+
+/** VS Code's matching of one document against a selector, for the filters used here. */
+export function selects(
+  selector: { scheme: string; language?: string; pattern?: string }[],
+  doc: { scheme: string; languageId: string; path: string },
+): boolean {
+  return selector.some((f) => {
+    if (f.scheme !== doc.scheme || (f.language !== undefined && f.language !== doc.languageId)) {
+      return false;
+    }
+    if (f.pattern === undefined) {
+      return true;
+    }
+    const m = /^\*\*\/\*\.(?:\{(.*)\}|(.*))$/.exec(f.pattern);
+    if (!m) {
+      throw new Error(`unexpected pattern ${f.pattern}`);
+    }
+    const exts = (m[1] ?? m[2]).split(',');
+    return exts.some((e) => doc.path.endsWith(`.${e}`));
+  });
+}
+

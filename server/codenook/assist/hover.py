@@ -8,12 +8,12 @@ function again is instant, and an edit to it naturally invalidates the entry.
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from tree_sitter import Node, QueryCursor
 
 from codenook.assist.chat import Message
+from codenook.lru import LRU
 from codenook.text.documents import Snapshot
 from codenook.text.positions import utf8_length
 
@@ -138,13 +138,12 @@ def clean_explanation(reply: str) -> str:
     )
 
 
-class HoverCache:
-    """Explanations by content hash, least recently used first out."""
+class HoverCache(LRU[str, str]):
+    """Explanations by content hash: hovering the same unchanged code again is instant, and
+    an edit to it makes a new key rather than needing an invalidation."""
 
     def __init__(self, capacity: int = 512) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[str, str] = OrderedDict()
-        self.hits = 0
+        super().__init__(capacity)
 
     @staticmethod
     def key(model: str, target: Target) -> str:
@@ -152,16 +151,3 @@ class HoverCache:
         for part in (model, target.language, target.name, target.code):
             digest.update(part.encode("utf-8") + b"\0")
         return digest.hexdigest()
-
-    def get(self, key: str) -> str | None:
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-            self.hits += 1
-        return value
-
-    def put(self, key: str, value: str) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)

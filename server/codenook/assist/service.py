@@ -37,7 +37,8 @@ from codenook.assist.hover import (
     hover_target,
     render_hover,
 )
-from codenook.engine.scheduler import EngineWorker, Priority
+from codenook.engine.host import EngineHost
+from codenook.engine.scheduler import Priority
 from codenook.settings import Settings
 
 
@@ -50,16 +51,16 @@ class ActionPlan:
 
 
 class AssistService:
-    def __init__(self, worker: EngineWorker, settings: Callable[[], Settings]) -> None:
-        self._worker = worker
+    def __init__(self, host: EngineHost, settings: Callable[[], Settings]) -> None:
+        self._host = host
         self._settings = settings
         self.hover_cache = HoverCache()
         self._pending: dict[str, asyncio.Task[str | None]] = {}
 
     def _chat(self, messages: list) -> tuple[PromptPart, ...]:
-        engine = self._worker.engine
+        engine = self._host.engine
         if engine is None:
-            raise EngineError(self._worker.error or "the model is still loading")
+            raise EngineError(self._host.error or "the model is still loading")
         try:
             return render_chat(
                 engine.info.chat_template, messages, eos_token=engine.info.eos_text or ""
@@ -114,7 +115,7 @@ class AssistService:
             with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                 send.send_nowait(piece)
 
-        job = asyncio.ensure_future(self._worker.generate(request, Priority.CODE_ACTION))
+        job = asyncio.ensure_future(self._host.generate(request, Priority.CODE_ACTION))
         job.add_done_callback(lambda _: loop.call_soon(push, None))
         try:
             async with receive:
@@ -135,7 +136,7 @@ class AssistService:
 
     async def hover(self, target: Target) -> tuple[str, bool]:
         """Markdown for ``target`` and whether the explanation came from the cache."""
-        engine = self._worker.engine
+        engine = self._host.engine
         if engine is None:
             return render_hover(target, None), False
         key = HoverCache.key(engine.info.path, target)
@@ -155,12 +156,14 @@ class AssistService:
         return render_hover(target, explanation), False
 
     async def _explain(self, target: Target, key: str) -> str | None:
-        parts = self._chat(hover_messages(target))
         settings = self._settings()
-        request = GenerationRequest(parts, max_tokens=settings.hover.maxTokens)
         try:
-            result = await self._worker.generate(request, Priority.HOVER)
-        except EngineError:
+            # A model whose template cannot render the question still gets its signature
+            # shown: the hover degrades, it never fails.
+            parts = self._chat(hover_messages(target))
+            request = GenerationRequest(parts, max_tokens=settings.hover.maxTokens)
+            result = await self._host.generate(request, Priority.HOVER)
+        except (EngineError, ActionError):
             return None
         explanation = clean_explanation(result.text)
         if explanation:

@@ -8,6 +8,7 @@ puts the original back in a single edit, so the user gets one undo step.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -105,35 +106,60 @@ async def run_stream(
     version it was computed for (the user edited meanwhile): streaming then stops and the region
     is left exactly as the user has it. ``validate`` raises ValueError for a reply that must not
     stay; the original is then restored in one edit, as it is on cancel.
+
+    Cancellation comes two ways and ends the same: ``cancelled()`` (the progress's cancel
+    button) or the task being cancelled (``$/cancelRequest``). An edit already on its way is
+    awaited to its end, never abandoned halfway, so the restore knows what the buffer holds.
     """
     parser = ReplyParser()
+    settle = _Settle(apply)
     try:
         async for piece in pieces:
-            if cancelled():
+            if cancelled() or settle.interrupted:
                 break
             parser.feed(piece)
             edit = stream.advance(reindent(parser.complete_lines()))
-            if edit is not None and not await apply(edit):
+            if edit is not None and not await settle(edit):
                 raise StreamStopped
     except StreamStopped:
         return Outcome(
             "stopped", stream.current, "the document changed; streaming stopped", stream.edits
         )
+    except asyncio.CancelledError:
+        settle.interrupted = True
     finally:
         await _close(pieces)
-    if cancelled():
-        return await _restore(stream, apply, "cancelled", "cancelled; the original is back")
+    if cancelled() or settle.interrupted:
+        return await _restore(stream, settle, "cancelled", "cancelled; the original is back")
     final = "\n".join(reindent(parser.code(final=True).split("\n")))
     try:
         validate(final)
     except ValueError as exc:
-        return await _restore(stream, apply, "rejected", str(exc))
+        return await _restore(stream, settle, "rejected", str(exc))
     edit = stream.finish(final)
-    if edit is not None and not await apply(edit):
+    if edit is not None and not await settle(edit):
         return Outcome(
             "stopped", stream.current, "the document changed; streaming stopped", stream.edits
         )
+    if settle.interrupted:  # cancelled while the last edit was on its way
+        return await _restore(stream, settle, "cancelled", "cancelled; the original is back")
     return Outcome("applied", final, "", stream.edits)
+
+
+class _Settle:
+    """Applies edits to their end even when the task is cancelled meanwhile (and notes it)."""
+
+    def __init__(self, apply: Callable[[Edit], Awaitable[bool]]) -> None:
+        self._apply = apply
+        self.interrupted = False
+
+    async def __call__(self, edit: Edit) -> bool:
+        sending = asyncio.ensure_future(self._apply(edit))
+        while True:
+            try:
+                return await asyncio.shield(sending)
+            except asyncio.CancelledError:
+                self.interrupted = True
 
 
 async def _restore(

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import logging
-import re
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -100,94 +97,13 @@ def _protocol_stdout() -> Any:
     return os.fdopen(private, "wb", buffering=0)
 
 
-_LOCATION = re.compile(r"^(?P<file>.+):(?P<line>\d+):(?P<col>\d+)$")
-
-
 def cmd_complete(args: argparse.Namespace) -> int:
-    import anyio
+    from codenook.cli import complete
 
-    from codenook.app import App
-    from codenook.text.documents import Document
-    from codenook.engine.protocol import EngineError
-    from codenook.text.positions import Encoding, PositionError
-
-    match = _LOCATION.match(args.location)
-    if not match:
-        print("codenook: expected FILE:LINE:COL (1-based), e.g. app.py:12:5", file=sys.stderr)
-        return 2
-    path = Path(match["file"])
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        print(f"codenook: cannot read {path}: {exc}", file=sys.stderr)
-        return 2
     settings, problems = _settings_from_args(args)
     for problem in problems:
         print(f"codenook: {problem}", file=sys.stderr)
-    doc = Document(path.resolve().as_uri(), text, 0)
-    try:
-        offset = doc.lines.offset(int(match["line"]) - 1, int(match["col"]) - 1, Encoding.UTF32)
-    except PositionError as exc:
-        print(
-            f"codenook: {path} has no position {match['line']}:{match['col']}: {exc}",
-            file=sys.stderr,
-        )
-        return 2
-    root = Path.cwd().resolve().as_uri()
-    app = App(settings, roots=lambda: [root])
-    load_started = time.perf_counter()
-    app.start()
-    app.worker.wait_loaded()
-    load_ms = (time.perf_counter() - load_started) * 1000
-    if app.worker.error:
-        print(f"codenook: model unavailable: {app.worker.error}", file=sys.stderr)
-        app.stop()
-        return 1
-    assert app.worker.engine is not None
-    info = app.worker.engine.info
-    runs = []
-    try:
-        for _ in range(max(1, args.repeat)):
-            runs.append(
-                anyio.run(
-                    functools.partial(
-                        app.completions.complete, doc.snapshot(), offset, reuse_shown=False
-                    )
-                )
-            )
-    except EngineError as exc:
-        print(f"codenook: completion failed: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        app.stop()
-    last = runs[-1]
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "suggestion": last.text,
-                    "model": info.path,
-                    "load_ms": round(load_ms, 1),
-                    "runs": [vars(r.timings) for r in runs],
-                },
-                indent=2,
-            )
-        )
-        return 0
-    print(last.text if last.text else "(no suggestion)")
-    print("---", file=sys.stderr)
-    print(
-        f"model {Path(info.path).name} ({info.architecture}, "
-        f"{'FIM' if info.fim.has_fim else 'prefix-only'} prompt), loaded in {load_ms:.0f} ms",
-        file=sys.stderr,
-    )
-    for number, run in enumerate(runs, 1):
-        label = "cold" if number == 1 else "warm"
-        print(f"run {number} ({label}): {run.timings.summary()}", file=sys.stderr)
-    if args.show_prompt and last.prompt is not None:
-        print("--- prompt ---", file=sys.stderr)
-        print(last.prompt.text, file=sys.stderr)
-    return 0
+    return complete.run(args, settings)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -199,6 +115,26 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_settings(args: argparse.Namespace) -> int:
     print(describe())
+    return 0
+
+
+def cmd_languages(args: argparse.Namespace) -> int:
+    """The languages the server supports: what editor clients use before the server starts."""
+    from codenook.text.languages import advertised
+
+    langs = advertised()
+    if args.json:
+        print(json.dumps(langs))
+        return 0
+    rows = [("language", "language ids", "extensions")]
+    for lang in langs:
+        ids, exts = lang["languageIds"], lang["extensions"]
+        assert isinstance(ids, list) and isinstance(exts, list)
+        rows.append((str(lang["name"]), ", ".join(ids), " ".join(exts)))
+    width0 = max(len(r[0]) for r in rows)
+    width1 = max(len(r[1]) for r in rows)
+    for name, ids_text, exts_text in rows:
+        print(f"{name:<{width0}}  {ids_text:<{width1}}  {exts_text}".rstrip())
     return 0
 
 
@@ -225,15 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     complete = sub.add_parser(
         "complete", help="complete at FILE:LINE:COL (1-based) and print the timing breakdown"
     )
-    complete.add_argument("location", metavar="FILE:LINE:COL")
-    complete.add_argument(
-        "--repeat",
-        type=int,
-        default=1,
-        help="run N times to see the warm (cached) timing after the cold one",
-    )
-    complete.add_argument("--json", action="store_true", help="machine-readable output")
-    complete.add_argument("--show-prompt", action="store_true", help="print the prompt too")
+    from codenook.cli.complete import add_arguments as complete_arguments
+
+    complete_arguments(complete)
     _add_setting_flags(complete)
     complete.set_defaults(func=cmd_complete)
 
@@ -241,25 +171,32 @@ def build_parser() -> argparse.ArgumentParser:
     _add_setting_flags(doctor)
     doctor.set_defaults(func=cmd_doctor)
 
-    from codenook.devtools import bench as bench_module
+    # Only the options' modules: the dev tools themselves load when their command runs.
+    from codenook.devtools.bench import cli as bench_cli
 
     bench = sub.add_parser(
         "bench", help="replay a typing session through the server; compare cache off/on"
     )
-    bench_module.add_arguments(bench)
-    bench.set_defaults(func=bench_module.main)
+    bench_cli.add_arguments(bench)
+    bench.set_defaults(func=bench_cli.main)
 
-    from codenook.devtools import evalcontext
+    from codenook.devtools.evalcontext import cli as evalcontext_cli
 
     eval_context = sub.add_parser(
         "eval-context",
         help="measure how often the cross-file context holds what holes cut in real code need",
     )
-    evalcontext.add_arguments(eval_context)
-    eval_context.set_defaults(func=evalcontext.command)
+    evalcontext_cli.add_arguments(eval_context)
+    eval_context.set_defaults(func=evalcontext_cli.command)
 
     settings = sub.add_parser("settings", help="list every setting with its default")
     settings.set_defaults(func=cmd_settings)
+
+    languages = sub.add_parser(
+        "languages", help="list the languages the server supports (editor clients read --json)"
+    )
+    languages.add_argument("--json", action="store_true", help="machine-readable output")
+    languages.set_defaults(func=cmd_languages)
     return parser
 
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codenook import __version__
-from codenook.engine.protocol import EngineError, ModelInfo
 from codenook.engine.models import NoModel, embedded_default, resolve_model_path
+from codenook.engine.protocol import EngineError, ModelInfo
 from codenook.settings import Settings
 
 GIB = 1024**3

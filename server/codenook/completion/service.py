@@ -12,17 +12,24 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from urllib.parse import unquote
 
 from codenook.text import languages
 from codenook.completion.context import Budget, CompletionContext, build_completion_context
-from codenook.workspace.crossfile import CachedCounter, Chunk
+from codenook.lru import CachedCounter
+from codenook.workspace.crossfile import Chunk
 from codenook.text.documents import Document, Snapshot
 from codenook.engine.protocol import EngineError, GenerationRequest, GenerationResult
 from codenook.completion.postprocess import Shape, is_done, postprocess
-from codenook.completion.prompts import Prompt, completion_prompt, strip_dropped_indent, takes_chunks
-from codenook.engine.scheduler import Cancelled, EngineWorker, Priority, Superseded
+from codenook.completion.prompts import (
+    Prompt,
+    completion_prompt,
+    strip_dropped_indent,
+    takes_chunks,
+)
+from codenook.engine.host import EngineHost
+from codenook.engine.scheduler import Cancelled, Priority, Superseded
 from codenook.settings import Settings
+from codenook.uris import display_path
 from codenook.workspace.context import WorkspaceContext
 
 
@@ -98,25 +105,15 @@ class CompletionCounters:
     empty: int = 0
 
 
-def display_path(uri: str, roots: list[str]) -> str:
-    """Path shown to the model: relative to the workspace root when inside it."""
-    path = unquote(uri.removeprefix("file://"))
-    for root in roots:
-        root_path = unquote(root.removeprefix("file://")).rstrip("/")
-        if root_path and path.startswith(root_path + "/"):
-            return path[len(root_path) + 1 :]
-    return PurePosixPath(path).name
-
-
 class CompletionService:
     def __init__(
         self,
-        worker: EngineWorker,
+        host: EngineHost,
         settings: Callable[[], Settings],
         roots: Callable[[], list[str]] = list,
         workspace: WorkspaceContext | None = None,
     ) -> None:
-        self._worker = worker
+        self._host = host
         self._settings = settings
         self._roots = roots
         self._workspace = workspace
@@ -133,14 +130,14 @@ class CompletionService:
         self._speculated.pop(uri, None)
 
     def _count(self, text: str) -> int:
-        engine = self._worker.engine
+        engine = self._host.engine
         if engine is None:
             return max(1, len(text) // 3)
         return len(engine.tokenize(text))
 
     def _counter(self) -> CachedCounter:
         """Token counts remembered per model: lines and chunks repeat between keystrokes."""
-        engine = self._worker.engine
+        engine = self._host.engine
         if engine is not self._counted:
             self._counted = engine
             self._cached_count = CachedCounter(self._count)
@@ -149,10 +146,10 @@ class CompletionService:
     def prepare(self, snapshot: Snapshot, offset: int) -> tuple[Prompt, Shape, CompletionContext]:
         """Context and prompt for a completion; synchronous so the snapshot's tree is current."""
         settings = self._settings()
-        engine = self._worker.engine
+        engine = self._host.engine
         if engine is None:
-            if self._worker.error:
-                raise EngineError(self._worker.error)
+            if self._host.error:
+                raise EngineError(self._host.error)
             raise NotReady("the model is still loading")
         budget = Budget(
             settings.context.prefixTokens,
@@ -239,7 +236,7 @@ class CompletionService:
             checkpoint_after=prompt.checkpoint_after,
         )
         # Speculation shares the document's key: the next real request supersedes it.
-        result = await self._worker.generate(request, priority, key=snapshot.uri)
+        result = await self._host.generate(request, priority, key=snapshot.uri)
         raw = strip_dropped_indent(result.text, prompt.dropped_indent)
         text = postprocess(raw, shape) if raw is not None else ""
         if result.stop_reason == "time":

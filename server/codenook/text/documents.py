@@ -160,6 +160,10 @@ class DocumentStore:
         """Huge or binary-looking files are kept as text but never parsed or completed."""
         return "\x00" not in text and utf8_length(text) <= self.max_file_bytes
 
+    def completes(self, doc: Document) -> bool:
+        """Whether a document gets model help: a known language, or small plain text."""
+        return doc.language is not None or self.is_editable_text(doc.text)
+
     def __contains__(self, uri: str) -> bool:
         return uri in self._docs
 

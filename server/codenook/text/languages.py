@@ -153,3 +153,22 @@ def load(name: str) -> LoadedLanguage:
 
 def all_names() -> tuple[str, ...]:
     return tuple(spec.name for spec in _SPECS)
+
+
+def extensions() -> list[str]:
+    """Every file extension the server understands, without the dot, for file watchers."""
+    return sorted({e.lstrip(".") for spec in _SPECS for e in spec.extensions})
+
+
+def advertised() -> list[dict[str, object]]:
+    """The languages the server supports, for clients (``codenook languages --json`` and the
+    initialize result's ``capabilities.experimental.codenook.languages``).
+
+    ``languageIds`` holds every id that ``spec_for`` accepts for the language: its name (also
+    Neovim's filetype, e.g. "cpp") and its ``language_ids`` (VS Code's, e.g. "typescriptreact").
+    """
+    out: list[dict[str, object]] = []
+    for spec in _SPECS:
+        ids = list(dict.fromkeys((spec.name, *spec.language_ids)))
+        out.append({"name": spec.name, "languageIds": ids, "extensions": list(spec.extensions)})
+    return out

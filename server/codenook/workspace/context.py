@@ -15,14 +15,14 @@ from collections.abc import Callable
 from urllib.parse import unquote
 
 from codenook.completion.context import CompletionContext
+from codenook.text.documents import Snapshot
+from codenook.workspace.activity import Activity
 from codenook.workspace.crossfile import (
-    Activity,
     ContextMemo,
     CrossFileContext,
     TokenCounter,
     build_crossfile_context,
 )
-from codenook.text.documents import Snapshot
 from codenook.workspace.index import DEFAULT_MAX_FILE_BYTES, BuildStats, WorkspaceIndex
 
 # (root path, files done, files in all); called from an index-building thread.

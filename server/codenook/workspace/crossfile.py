@@ -7,7 +7,7 @@ current file. Candidates, most relevant first (the ``TIER_*`` constants):
 
 1. definitions of the names used near the cursor that the file's imports lead to (signature,
    docstring or doc comment, the fields of a class);
-2. the regions edited most recently, across files (a ring, see ``Activity``);
+2. the regions edited most recently, across files (a ring, see ``activity.Activity``);
 3. what the imports bring in: the signatures of the imported names;
 4. definitions of other names used near the cursor: rare names, members used as attributes;
 5. the member signatures of the classes above;
@@ -28,15 +28,21 @@ before the change stay in place.
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import pairwise
-from typing import Protocol
 
+from codenook.lru import LRU
 from codenook.text import languages
 from codenook.text.documents import Snapshot
+from codenook.workspace.activity import (
+    NEAR_DUPLICATE,
+    ActivitySnapshot,
+    RecentChunk,
+    jaccard_sets,
+    line_set,
+)
 from codenook.workspace.index import IMPORT_DEPTH, Definition, Import, WorkspaceIndex, imports_of
 
 TokenCounter = Callable[[str], int]
@@ -50,7 +56,6 @@ MAX_OUTLINE_LINES = 3  # lines of a multi-line signature kept in a module outlin
 EDIT_SHARE = 0.25  # at most this share of the budget for recent edits
 VISIT_SHARE = 0.25  # and for visited chunks
 SIMILAR_TO_WINDOW = 0.5  # Jaccard similarity above which a chunk repeats the window
-NEAR_DUPLICATE = 0.9  # ... above which a new ring chunk evicts an old one (llama.vim)
 MIN_ITEM_TOKENS = 4  # the budget is full when less than this is left
 MAX_MISSES = 40  # ... or when this many candidates in a row did not fit
 
@@ -110,179 +115,12 @@ def rendered_tokens(chunks: Iterable[Chunk], count: TokenCounter) -> int:
     return sum(count(chunk.render()) + 1 for chunk in chunks)
 
 
-class ContextMemo:
-    """The last few cross-file contexts by their inputs (see ``build_crossfile_context``)."""
+class ContextMemo(LRU[tuple[object, ...], CrossFileContext]):
+    """The last few cross-file contexts by their inputs: typing on one line asks for the
+    same context again and again (see ``build_crossfile_context``)."""
 
-    def __init__(self, size: int = 8) -> None:
-        self.size = size
-        self._items: OrderedDict[tuple[object, ...], CrossFileContext] = OrderedDict()
-        self.hits = 0
-
-    def get(self, key: tuple[object, ...]) -> CrossFileContext | None:
-        found = self._items.get(key)
-        if found is not None:
-            self._items.move_to_end(key)
-            self.hits += 1
-        return found
-
-    def put(self, key: tuple[object, ...], value: CrossFileContext) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
-
-
-class CachedCounter:
-    """A token counter that remembers: chunks repeat from keystroke to keystroke."""
-
-    def __init__(self, count: TokenCounter, capacity: int = 50_000) -> None:
-        self._count = count
-        self._cache: OrderedDict[str, int] = OrderedDict()
-        self.capacity = capacity
-
-    def __call__(self, text: str) -> int:
-        cached = self._cache.get(text)
-        if cached is not None:
-            return cached
-        value = self._count(text)
-        self._cache[text] = value
-        if len(self._cache) > self.capacity:
-            for _ in range(self.capacity // 10):
-                self._cache.popitem(last=False)
-        return value
-
-
-# -- recent activity -----------------------------------------------------------------------------
-
-
-class Lines(Protocol):
-    """What activity needs of a document's text (``positions.LineIndex`` has it)."""
-
-    @property
-    def line_count(self) -> int: ...
-
-    def line_text(self, line: int) -> str: ...
-
-
-@dataclass(frozen=True)
-class RecentChunk:
-    path: str
-    start_line: int
-    lines: tuple[str, ...]
-
-    @property
-    def end_line(self) -> int:
-        return self.start_line + len(self.lines) - 1
-
-
-@dataclass(frozen=True)
-class ActivitySnapshot:
-    """Recent edits and visited chunks, most recent first; immutable."""
-
-    edits: tuple[RecentChunk, ...] = ()
-    visits: tuple[RecentChunk, ...] = ()
-
-
-def line_set(lines: Iterable[str]) -> frozenset[str]:
-    return frozenset(stripped for line in lines if (stripped := line.strip()))
-
-
-def jaccard(a: Iterable[str], b: Iterable[str]) -> float:
-    """Similarity of two chunks as sets of non-blank stripped lines (llama.vim's measure)."""
-    return _jaccard(line_set(a), line_set(b))
-
-
-def _jaccard(left: frozenset[str], right: frozenset[str]) -> float:
-    if not left or not right:
-        return 0.0
-    return len(left & right) / len(left | right)
-
-
-class Activity:
-    """Rings of recently edited regions and recently visited chunks across files.
-
-    Owned by the event loop: the server calls ``record_edit`` after each applied change and
-    ``record_visit`` when the user looks at code (opening a file, hovering, leaving a file
-    it was completing in); completions read ``snapshot()``.
-    """
-
-    def __init__(
-        self,
-        max_edits: int = 16,
-        max_visits: int = 16,
-        visit_lines: int = 32,
-        edit_context: int = 3,
-        max_edit_lines: int = 24,
-    ) -> None:
-        self.max_edits = max_edits
-        self.max_visits = max_visits
-        self.visit_lines = visit_lines
-        self.edit_context = edit_context
-        self.max_edit_lines = max_edit_lines
-        self._edits: list[RecentChunk] = []
-        self._visits: list[RecentChunk] = []
-        self._snapshot: ActivitySnapshot | None = None
-
-    def snapshot(self) -> ActivitySnapshot:
-        if self._snapshot is None:
-            self._snapshot = ActivitySnapshot(tuple(self._edits), tuple(self._visits))
-        return self._snapshot
-
-    def record_edit(
-        self, path: str, lines: Lines, first_line: int, old_last_line: int, new_last_line: int
-    ) -> None:
-        """After a change that replaced lines ``first..old_last`` with ``first..new_last``.
-
-        Edits next to an earlier one (typing along a line, pressing Enter) grow that region
-        instead of adding a new one; regions further down the file move with the edit.
-        """
-        context = self.edit_context
-        delta = new_last_line - old_last_line
-        start, end = first_line, new_last_line
-        kept: list[RecentChunk] = []
-        for chunk in self._edits:
-            if chunk.path != path or chunk.end_line < first_line - context:
-                kept.append(chunk)
-            elif chunk.start_line > old_last_line + context:
-                kept.append(RecentChunk(path, chunk.start_line + delta, chunk.lines))
-            else:  # touching the edit: merged into its region
-                start = min(start, chunk.start_line + (context if chunk.start_line else 0))
-                if chunk.end_line > old_last_line:
-                    end = max(end, chunk.end_line - context + delta)
-        start = max(0, start - context)
-        end = min(lines.line_count - 1, end + context)
-        if end - start + 1 > self.max_edit_lines:  # keep the part at and below this edit
-            start = max(start, first_line - context)
-            end = min(end, start + self.max_edit_lines - 1)
-        text = tuple(lines.line_text(n) for n in range(start, end + 1))
-        self._edits = [RecentChunk(path, start, text), *kept][: self.max_edits]
-        self._snapshot = None
-
-    def record_visit(self, path: str, lines: Lines, line: int) -> None:
-        """The chunk of ``visit_lines`` lines around ``line`` was looked at."""
-        half = self.visit_lines // 2
-        start = max(0, min(line - half, lines.line_count - self.visit_lines))
-        start -= start % 8  # aligned, so visiting nearby lines gives the same chunk
-        end = min(lines.line_count, start + self.visit_lines)
-        text = tuple(lines.line_text(n) for n in range(start, end))
-        if not any(t.strip() for t in text):
-            return
-        kept = [
-            chunk
-            for chunk in self._visits
-            if not (
-                (chunk.path == path and chunk.start_line == start)
-                or jaccard(chunk.lines, text) > NEAR_DUPLICATE
-            )
-        ]
-        self._visits = [RecentChunk(path, start, text), *kept][: self.max_visits]
-        self._snapshot = None
-
-    def forget(self, path: str) -> None:
-        """Drop what was recorded of a deleted file."""
-        self._edits = [c for c in self._edits if c.path != path]
-        self._visits = [c for c in self._visits if c.path != path]
-        self._snapshot = None
+    def __init__(self, capacity: int = 8) -> None:
+        super().__init__(capacity)
 
 
 # -- assembling --------------------------------------------------------------------------------
@@ -702,9 +540,9 @@ def _activity_items(
     ):
         for position, chunk in enumerate(ring):
             own = line_set(chunk.lines)
-            if _jaccard(own, shown) > SIMILAR_TO_WINDOW:
+            if jaccard_sets(own, shown) > SIMILAR_TO_WINDOW:
                 continue
-            if any(_jaccard(own, other) > NEAR_DUPLICATE for other in kept):
+            if any(jaccard_sets(own, other) > NEAR_DUPLICATE for other in kept):
                 continue
             kept.append(own)
             numbered = tuple((chunk.start_line + i, text) for i, text in enumerate(chunk.lines))

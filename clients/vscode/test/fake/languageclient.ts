@@ -19,14 +19,6 @@ export enum RevealOutputChannelOn {
   Never = 4,
 }
 
-export enum MessageType {
-  Error = 1,
-  Warning = 2,
-  Info = 3,
-  Log = 4,
-  Debug = 5,
-}
-
 export class ResponseError extends Error {
   constructor(
     readonly code: number,
@@ -37,11 +29,14 @@ export class ResponseError extends Error {
 }
 
 export const DidChangeConfigurationNotification = { type: { method: 'workspace/didChangeConfiguration' } };
-export const ShowMessageNotification = { type: { method: 'window/showMessage' } };
 export const ExecuteCommandRequest = { type: { method: 'workspace/executeCommand' } };
 
-export type ShowMessageParams = { type: MessageType; message: string };
 export type ServerOptions = unknown;
+export type ClientCapabilities = Record<string, unknown>;
+export type ServerCapabilities = Record<string, unknown>;
+export type DocumentSelector = unknown[];
+export type FeatureState = { kind: 'static' };
+export type StaticFeature = LanguageClient['features'][number];
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type LanguageClientOptions = any;
 export type CloseHandlerResult = { action: CloseAction; message?: string; handled?: boolean };
@@ -78,6 +73,13 @@ export class LanguageClient {
   disposed = false;
   initializeResult: { capabilities: Record<string, unknown>; serverInfo?: { name: string; version?: string } } | undefined;
   initializationOptionsSent: unknown;
+  /** InitializeParams.capabilities as the registered features filled them in. */
+  capabilitiesSent: Record<string, unknown> | undefined;
+  features: {
+    fillClientCapabilities(capabilities: Record<string, unknown>): void;
+    preInitialize?(capabilities: Record<string, unknown>, selector: unknown): void;
+    initialize(capabilities: Record<string, unknown>, selector: unknown): void;
+  }[] = [];
   code2ProtocolConverter = {
     asUri: (uri: { toString(): string }) => uri.toString(),
     asRange: (r: unknown) => r,
@@ -102,13 +104,31 @@ export class LanguageClient {
     return { dispose: () => this.notificationHandlers.delete(methodOf(type)) };
   }
 
+  registerFeature(feature: LanguageClient['features'][number]): void {
+    this.features.push(feature);
+  }
+
+  /** Like the real client: capabilities from the features, initialize, then the features'
+   * preInitialize and initialize with the selector array the client was built with. */
   async start(): Promise<void> {
     const init = this.clientOptions.initializationOptions;
     this.initializationOptionsSent = typeof init === 'function' ? init() : init;
+    const capabilities: Record<string, unknown> = { experimental: { other: true } };
+    for (const feature of this.features) {
+      feature.fillClientCapabilities(capabilities);
+    }
+    this.capabilitiesSent = capabilities;
     if (server.startError) {
       throw server.startError;
     }
     this.initializeResult = { capabilities: server.capabilities, serverInfo: { name: 'codenook', version: '0.1.0' } };
+    const selector = this.clientOptions.documentSelector;
+    for (const feature of this.features) {
+      feature.preInitialize?.(server.capabilities, selector);
+    }
+    for (const feature of this.features) {
+      feature.initialize(server.capabilities, selector);
+    }
     this.started = true;
   }
 

@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from codenook.devtools.bench import SERVER_COMMAND, BenchError, JsonRpcClient
+from codenook.devtools.bench.errors import BenchError
+from codenook.devtools.bench.rpc import start_server
 from codenook.text.positions import Encoding, LineIndex
 
 CODE = """import math
@@ -50,13 +51,7 @@ async def _measure(model: str | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryFile() as log:
         root = Path(folder)
         uri = (root / "stats.py").as_uri()
-        process = await asyncio.create_subprocess_exec(
-            *SERVER_COMMAND,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=log,
-        )
-        rpc = JsonRpcClient(process)
+        rpc = await start_server(log)
         doc: dict[str, Any] = {"version": 1, "text": CODE}
         first_edit: list[float] = []
         edits: list[float] = []
@@ -163,8 +158,8 @@ async def _measure(model: str | None) -> dict[str, Any]:
             return timings
         finally:
             await rpc.close()
-            process.terminate()
-            await process.wait()
+            rpc.process.terminate()
+            await rpc.process.wait()
 
 
 def run_assist(model: str | None, json_path: Path | None) -> int:

@@ -1,0 +1,118 @@
+"""One repository's report: recall per language and budget, context timings, keystrokes.
+
+Computing and printing are done together because the printed lines are the report people
+read during a long run; the returned dictionary is the same numbers for ``--json``.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+
+from codenook.devtools.evalcontext.holes import HoleResult, evaluate_hole, find_holes
+from codenook.devtools.evalcontext.keystrokes import percentile, type_on_big_file
+from codenook.workspace.crossfile import TokenCounter
+from codenook.workspace.index import WorkspaceIndex
+
+
+def run(
+    repo: str,
+    budgets: Sequence[int],
+    holes: int,
+    seed: int,
+    count: TokenCounter,
+    *,
+    workers: int | None = None,
+    perf_lines: int = 10_000,
+    show_misses: int = 0,
+    log: Callable[[str], None] = print,
+) -> dict[str, object]:
+    """``repo``'s numbers; ``log`` gets the lines as they are known, since the keystroke part
+    can take minutes after recall is already clear."""
+    index = WorkspaceIndex(repo)
+    stats = index.build(workers=workers)
+    log(f"== {repo}\nindex: {stats.summary()}")
+    picked = find_holes(index, holes, seed)
+    results = [evaluate_hole(index, hole, budgets, count) for hole in picked]
+    by_language: dict[str, list[HoleResult]] = {}
+    for result in results:
+        by_language.setdefault(result.hole.language, []).append(result)
+    table: dict[str, dict[str, object]] = {}
+    for language, group in [*sorted(by_language.items()), ("all", results)]:
+        row: dict[str, object] = {"holes": len(group)}
+        for budget in budgets:
+            hits = sum(1 for r in group if r.recalled.get(budget))
+            row[f"recall@{budget}"] = round(100 * hits / len(group), 1) if group else 0.0
+        table[language] = row
+    timing: dict[str, dict[str, float]] = {}
+    for budget in budgets:
+        cross = [r.crossfile_ms[budget] for r in results if budget in r.crossfile_ms]
+        total = [r.total_ms[budget] for r in results if budget in r.total_ms]
+        tokens = [r.tokens[budget] for r in results if budget in r.tokens]
+        timing[str(budget)] = {
+            "crossfile_p50_ms": round(percentile(cross, 0.5), 2),
+            "crossfile_p95_ms": round(percentile(cross, 0.95), 2),
+            "context_total_p50_ms": round(percentile(total, 0.5), 2),
+            "context_total_p95_ms": round(percentile(total, 0.95), 2),
+            "tokens_mean": round(statistics.fmean(tokens), 1) if tokens else 0.0,
+        }
+    header = "| language | holes | " + " | ".join(f"recall @{b}" for b in budgets) + " |"
+    log(header)
+    log("|---|---|" + "---|" * len(budgets))
+    for language, row in table.items():
+        cells = " | ".join(f"{row[f'recall@{b}']}%" for b in budgets)
+        log(f"| {language} | {row['holes']} | {cells} |")
+    for label, values in timing.items():
+        log(
+            f"budget {label}: cross-file p50 {values['crossfile_p50_ms']} ms,"
+            f" p95 {values['crossfile_p95_ms']} ms; with context.py p50"
+            f" {values['context_total_p50_ms']} ms, p95 {values['context_total_p95_ms']} ms;"
+            f" {values['tokens_mean']} tokens on average"
+        )
+    misses = [r for r in results if not r.recalled.get(max(budgets), True)]
+    for missed in misses[:show_misses]:
+        hole = missed.hole
+        log(
+            f"missed: {hole.path}:{hole.line + 1} uses {hole.name}"
+            f" from {hole.defined_in}: {hole.signature}"
+        )
+    keystrokes: dict[str, float | int | str] | None = None
+    if perf_lines > 0 and results:
+        main_language = max(by_language, key=lambda lang: len(by_language[lang]))
+        report = type_on_big_file(index, main_language, perf_lines, max(budgets), count)
+        if report is not None:
+            keystrokes = report.summary()
+            log(
+                f"keystrokes on a {report.lines}-line {main_language} file"
+                f" ({report.keystrokes} keystrokes, budget {max(budgets)}):"
+                f" tree update p50 {keystrokes['edit_p50_ms']} / p95 {keystrokes['edit_p95_ms']}"
+                f" ms ({keystrokes['edits_over_5ms']} over 5 ms, max"
+                f" {keystrokes['edit_max_ms']} ms); line index p50 {keystrokes['lines_p50_ms']} /"
+                f" p95 {keystrokes['lines_p95_ms']} ms; context.py p50"
+                f" {keystrokes['context_p50_ms']} / p95 {keystrokes['context_p95_ms']} ms;"
+                f" cross-file p50 {keystrokes['crossfile_p50_ms']} / p95"
+                f" {keystrokes['crossfile_p95_ms']} ms (recomputed: p50"
+                f" {keystrokes['recomputed_p50_ms']} / p95 {keystrokes['recomputed_p95_ms']} ms);"
+                f" activity p95 {keystrokes['activity_p95_ms']} ms; chunk list changed on"
+                f" {report.changed} keystrokes ({report.line_changes} after Enter);"
+                f" {report.memo_hits} answered from the memo"
+            )
+    return {
+        "repo": repo,
+        "index": {
+            "files": stats.files,
+            "definitions": stats.definitions,
+            "seconds": round(stats.seconds, 2),
+            "skipped": stats.skipped,
+            "listing": stats.listing,
+            "workers": stats.workers,
+        },
+        "recall": table,
+        "timing": timing,
+        "keystrokes": keystrokes,
+        "holes": [
+            {**asdict(r.hole), "recalled": {str(b): v for b, v in r.recalled.items()}}
+            for r in results
+        ],
+    }
