@@ -16,8 +16,8 @@ from codenook.assist.actions import (
     validate,
 )
 from codenook.assist.chat import Message, render_chat
-from codenook.text.documents import Document
 from codenook.assist.hover import HoverCache, clean_explanation, hover_target, render_hover
+from codenook.text.documents import Document
 
 CODE = """import os
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from codenook.completion.context import Budget, build_completion_context
-from codenook.text.documents import Document
-from codenook.engine.protocol import GenerationRequest
-from codenook.engine.llama import LlamaEngine
 from codenook.completion.prompts import completion_prompt
+from codenook.engine.llama import LlamaEngine
+from codenook.engine.protocol import GenerationRequest
+from codenook.text.documents import Document
 
 BASE = """import math
 from dataclasses import dataclass

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from codenook.engine.protocol import EngineError, GenerationRequest
 from codenook.engine.llama import LlamaEngine, inspect_model
+from codenook.engine.protocol import EngineError, GenerationRequest
 
 CODE = "def fibonacci(n):\n    if n < 2:\n        return n\n    return "
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from codenook.engine.protocol import GenerationRequest
 from codenook.engine.llama import LlamaEngine
+from codenook.engine.protocol import GenerationRequest
 from codenook.engine.scheduler import EngineWorker, Priority
 
 pytestmark = pytest.mark.anyio

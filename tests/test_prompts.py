@@ -10,8 +10,8 @@ import pytest
 from tiny_qwen3next import CONTROL_TOKENS
 
 from codenook.completion.context import CompletionContext
-from codenook.engine.protocol import FimTokens, tokenize_parts
 from codenook.completion.prompts import completion_prompt, fim_prompt, prefix_prompt
+from codenook.engine.protocol import FimTokens, tokenize_parts
 
 QWEN = FimTokens(
     prefix="<|fim_prefix|>",

@@ -246,6 +246,36 @@ do
   check('through a symlink, the default command is the checkout\'s .venv/bin/codenook', cmd[1] == want, vim.inspect({ cmd = cmd, want = want }))
 end
 
+-- Languages: asked from the server (`codenook languages --json`), never a copied list.
+local venv_codenook = vim.fs.normalize(vim.fn.fnamemodify(plugin .. '/../../.venv/bin/codenook', ':p'))
+local server_languages = vim.json.decode(vim.fn.system({ venv_codenook, 'languages', '--json' }))
+check(
+  '`codenook languages --json` lists the server\'s languages, Java, C, C++ and Lua among them',
+  vim.v.shell_error == 0 and #server_languages >= 10,
+  vim.inspect(server_languages)
+)
+
+--- Wait until setup()'s question to the server is answered; returns the filetypes.
+local function wait_languages()
+  return wait_for(10000, function()
+    return x([[
+      local c = require('codenook')
+      if c.languages_source == 'pending' then return nil end
+      return { source = c.languages_source, filetypes = vim.lsp.config.codenook.filetypes or {} }
+    ]])
+  end)
+end
+
+do
+  x([[require('codenook').setup({ filetypes = { 'lua' } })]])
+  local got = wait_languages()
+  check(
+    'setup{filetypes = {...}} overrides the server\'s list',
+    got and got.source == 'option' and vim.deep_equal(got.filetypes, { 'lua' }),
+    vim.inspect(got)
+  )
+end
+
 local cfg = x([[
   require('codenook').setup({
     native = false, -- the extmark ghost text, also when this runs on Neovim 0.12
@@ -261,6 +291,24 @@ local cfg = x([[
   return { cmd = c.cmd, init = vim.json.encode(c.init_options), exe = vim.fn.executable(c.cmd[1]) }
 ]])
 check('setup() resolves an executable server command', cfg.exe == 1, vim.inspect(cfg.cmd))
+do
+  local got = wait_languages()
+  local want = {}
+  for _, lang in ipairs(server_languages) do
+    vim.list_extend(want, lang.languageIds)
+  end
+  check(
+    'without filetypes, setup() starts the server for every language id the server lists',
+    got and got.source == 'server' and vim.deep_equal(got.filetypes, want),
+    vim.inspect({ got = got, want = want })
+  )
+  check(
+    'the filetypes include java, c, cpp and lua',
+    got and vim.list_contains(got.filetypes, 'java') and vim.list_contains(got.filetypes, 'c')
+      and vim.list_contains(got.filetypes, 'cpp') and vim.list_contains(got.filetypes, 'lua'),
+    vim.inspect(got)
+  )
+end
 say('     cmd: ' .. table.concat(cfg.cmd, ' '))
 check(
   'settings become init_options',
@@ -276,7 +324,10 @@ local caps = wait_for(20000, function()
     local c = T.client()
     if not (c and c.initialized) then return nil end
     local sc = c.server_capabilities
+    local exp = (sc.experimental or {}).codenook or {}
     return { inline = sc.inlineCompletionProvider ~= nil, encoding = c.offset_encoding,
+             problems_asked = vim.tbl_get(c.capabilities, 'experimental', 'codenook', 'problems'),
+             advertised = type(exp.languages) == 'table' and #exp.languages or 0,
              hover = sc.hoverProvider and true or false,
              code_action = sc.codeActionProvider and true or false,
              commands = (sc.executeCommandProvider or {}).commands or {},
@@ -293,6 +344,16 @@ then
   finish()
 end
 check('the server advertises textDocument/inlineCompletion', caps.inline)
+check(
+  'the client asks for codenook/problem (capabilities.experimental.codenook.problems)',
+  caps.problems_asked == true,
+  vim.inspect(caps.problems_asked)
+)
+if caps.advertised > 0 then
+  check('the initialize result advertises the same languages', caps.advertised == #server_languages, tostring(caps.advertised))
+else
+  note('the server does not advertise capabilities.experimental.codenook.languages (yet)')
+end
 say('     position encoding: ' .. tostring(caps.encoding))
 
 local stats = wait_for(60000, function()
@@ -563,6 +624,103 @@ do
   input('<Esc>')
 end
 
+-- Java, C, C++ and Lua: the same client attaches and suggests.
+
+local OTHER_LANGUAGES = {
+  {
+    file = 'Stats.java',
+    filetype = 'java',
+    lines = {
+      'public class Stats {',
+      '    /** Returns the sum of a and b. */',
+      '    public static int add(int a, int b) {',
+      '        return',
+      '    }',
+      '}',
+    },
+    row = 3,
+  },
+  {
+    file = 'stats.c',
+    filetype = 'c',
+    lines = {
+      '#include <stdio.h>',
+      '',
+      '/* Return the sum of a and b. */',
+      'int add(int a, int b) {',
+      '    return',
+      '}',
+    },
+    row = 4,
+  },
+  {
+    file = 'stats.cpp',
+    filetype = 'cpp',
+    lines = {
+      '#include <vector>',
+      '',
+      '// Return the sum of a and b.',
+      'int add(int a, int b) {',
+      '    return',
+      '}',
+    },
+    row = 4,
+  },
+  {
+    file = 'stats.lua',
+    filetype = 'lua',
+    lines = {
+      '-- Return the sum of a and b.',
+      'local function add(a, b)',
+      '  return',
+      'end',
+    },
+    row = 2,
+  },
+}
+
+for _, lang in ipairs(OTHER_LANGUAGES) do
+  local path = tmp .. '/' .. lang.file
+  vim.fn.writefile(lang.lines, path)
+  input('<Esc>')
+  wait_for(2000, function()
+    return x('return vim.api.nvim_get_mode().mode') == 'n'
+  end)
+  x('vim.cmd.edit(...)', path)
+  local attached = wait_for(10000, function()
+    return x([[
+      local c = T.client()
+      return c and c.initialized and { id = c.id, filetype = vim.bo.filetype } or nil
+    ]])
+  end)
+  if
+    check(
+      ('a %s file (%s) attaches to the codenook server'):format(lang.filetype, lang.file),
+      attached and attached.filetype == lang.filetype,
+      vim.inspect(attached)
+    )
+  then
+    x('vim.api.nvim_win_set_cursor(0, {...})', lang.row + 1, 0)
+    input('A ')
+    local ghost = wait_for(30000, function()
+      return x('return T.ghost()')
+    end)
+    check(
+      ('typing in the %s file shows a suggestion'):format(lang.filetype),
+      ghost and ghost.row == lang.row and ghost.text ~= '',
+      vim.inspect(ghost)
+    )
+    if ghost then
+      say(('     %s suggestion: %q'):format(lang.filetype, ghost.text))
+    end
+  end
+end
+input('<Esc>')
+wait_for(2000, function()
+  return x('return vim.api.nvim_get_mode().mode') == 'n'
+end)
+x('vim.cmd.buffer(vim.fn.bufnr(...))', sample)
+
 -- Hover and code actions: Neovim's own LSP UI, the plugin's client side of the action command.
 
 local CODE = {
@@ -804,6 +962,65 @@ do
     return x('return T.ghost()')
   end) ~= nil)
   input('<Esc>')
+end
+
+-- codenook/problem: vim.notify with its level, naming the setting; no message wording read.
+do
+  local shown = x([[
+    local n = #T.notes
+    local handler = vim.lsp.config.codenook.handlers['codenook/problem']
+    handler(nil, { type = 2, message = 'codenook: any wording at all', code = 'invalid-setting',
+                   setting = 'completion.maxLines' }, { client_id = T.client().id })
+    handler(nil, { type = 3, message = 'codenook: no setting here', code = 'file-too-large',
+                   setting = vim.NIL }, { client_id = T.client().id })
+    local out = vim.list_slice(T.notes, n + 1)
+    T.notes = vim.list_slice(T.notes, 1, n)
+    return out
+  ]])
+  check(
+    'a codenook/problem is shown at its level and names its setting',
+    #shown == 2
+      and shown[1].level == vim.log.levels.WARN
+      and shown[1].msg:find('codenook: any wording at all', 1, true) == 1
+      and shown[1].msg:find('setting: completion.maxLines', 1, true) ~= nil
+      and shown[2].level == vim.log.levels.INFO
+      and not shown[2].msg:find('setting', 1, true),
+    vim.inspect(shown)
+  )
+
+  -- The real server: a model that does not exist.
+  local before = x('return #T.notes')
+  x([[require('codenook').set({ model = { path = ... } })]], tmp .. '/missing.gguf')
+  local problem = wait_for(60000, function()
+    return x([[
+      local p = require('codenook').last_problem()
+      return p and p.code == 'model-unavailable' and p or nil
+    ]])
+  end)
+  local notes = x('local n = ...; return vim.list_slice(T.notes, n + 1)', before)
+  local notified = notes[#notes]
+  if problem then
+    check(
+      'a missing model: codenook/problem model-unavailable with the setting model.path, shown as an error',
+      problem.code == 'model-unavailable'
+        and problem.setting == 'model.path'
+        and notified
+        and notified.level == vim.log.levels.ERROR
+        and notified.msg:find('setting: model.path', 1, true) ~= nil,
+      vim.inspect({ problem = problem, notes = notes })
+    )
+  else
+    check('a missing model is reported with codenook/problem', false, vim.inspect({ notes = notes }))
+  end
+  x([[
+    local n = ...
+    T.notes = vim.list_slice(T.notes, 1, n)
+    require('codenook').set({ model = { path = '' } })
+  ]], before)
+  check('with model.path back to the default the engine is idle again', wait_for(120000, function()
+    local s = x('return T.stats()')
+    return s and s.state == 'idle'
+  end) ~= nil)
 end
 
 -- :checkhealth codenook, and status() outside codenook buffers.

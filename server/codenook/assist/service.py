@@ -27,8 +27,6 @@ from codenook.assist.actions import (
     instruction_for,
 )
 from codenook.assist.chat import TemplateError, render_chat
-from codenook.text.documents import Snapshot
-from codenook.engine.protocol import EngineError, GenerationRequest, PromptPart
 from codenook.assist.hover import (
     HoverCache,
     Target,
@@ -38,8 +36,10 @@ from codenook.assist.hover import (
     render_hover,
 )
 from codenook.engine.host import EngineHost
+from codenook.engine.protocol import EngineError, GenerationRequest, PromptPart
 from codenook.engine.scheduler import Priority
 from codenook.settings import Settings
+from codenook.text.documents import Snapshot
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from codenook.completion.context import CompletionContext
-from codenook.workspace.crossfile import Chunk
 from codenook.engine.protocol import FimTokens, PromptPart
+from codenook.workspace.crossfile import Chunk
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from codenook.text import languages
 from codenook.completion.context import Budget, CompletionContext, build_completion_context
-from codenook.lru import CachedCounter
-from codenook.workspace.crossfile import Chunk
-from codenook.text.documents import Document, Snapshot
-from codenook.engine.protocol import EngineError, GenerationRequest, GenerationResult
 from codenook.completion.postprocess import Shape, is_done, postprocess
 from codenook.completion.prompts import (
     Prompt,
@@ -27,10 +22,15 @@ from codenook.completion.prompts import (
     takes_chunks,
 )
 from codenook.engine.host import EngineHost
+from codenook.engine.protocol import EngineError, GenerationRequest, GenerationResult
 from codenook.engine.scheduler import Cancelled, Priority, Superseded
+from codenook.lru import CachedCounter
 from codenook.settings import Settings
+from codenook.text import languages
+from codenook.text.documents import Document, Snapshot
 from codenook.uris import display_path
 from codenook.workspace.context import WorkspaceContext
+from codenook.workspace.crossfile import Chunk
 
 
 class NotReady(EngineError):

@@ -64,6 +64,10 @@ class EngineHost:
 
         threading.Thread(target=replace, name="codenook-reload", daemon=True).start()
 
+    @property
+    def started(self) -> bool:
+        return self._started
+
     def wait_loaded(self, timeout: float | None = None) -> bool:
         return self._worker.wait_loaded(timeout)
 

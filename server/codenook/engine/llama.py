@@ -25,6 +25,7 @@ import llama_cpp
 import numpy as np
 from llama_cpp import _internals
 
+from codenook.engine.checkpoints import CheckpointCache
 from codenook.engine.protocol import (
     EngineCounters,
     EngineError,
@@ -37,7 +38,6 @@ from codenook.engine.protocol import (
     prompt_parts,
     run_to_end,
 )
-from codenook.engine.checkpoints import CheckpointCache
 
 GGUF_MAGIC = b"GGUF"
 MIN_CHUNK = 2

@@ -260,13 +260,15 @@ class EngineWorker:
         assert self.engine is not None
         lane = lane_of(job.priority)
         steps = self._steps.pop(job.seq, None)
-        if steps is None:
-            job.started = time.perf_counter()
-            steps = self.engine.start(job.request, lambda: job.cancelled, lane)
-        else:
-            with self._cv:
-                self._parked.pop(lane, None)
         try:
+            if steps is None:
+                job.started = time.perf_counter()
+                # Inside the try: an engine that fails before its first step must fail the
+                # job, not the engine thread.
+                steps = self.engine.start(job.request, lambda: job.cancelled, lane)
+            else:
+                with self._cv:
+                    self._parked.pop(lane, None)
             while True:
                 next(steps)
                 urgent = self._urgent_waiting(job)

@@ -31,6 +31,7 @@ class Progress:
         self._message: str | None = None
         self._percentage: int | None = None
         self._end_message: str | None = None
+        self._ending = False  # end() came before the progress could begin
         self._task: asyncio.Future[None] | None = None
 
     @property
@@ -54,7 +55,6 @@ class Progress:
         except Exception:
             self.state = "ended"  # the client refused: work goes on without a progress bar
             return
-        ended = self.state == "ended"  # end() was called while the client created the token
         self._token, self.state = token, "open"
         self._ls.work_done_progress.begin(
             token,
@@ -65,8 +65,7 @@ class Progress:
                 percentage=self._percentage,
             ),
         )
-        if ended:
-            self.state = "open"
+        if self._ending:  # the work finished while the client was creating the token
             self.end(self._end_message)
 
     def start(self, message: str | None = None, percentage: int | None = None) -> None:
@@ -87,8 +86,11 @@ class Progress:
             self.state = "ended"
             self._ls.work_done_progress.end(self._token, types.WorkDoneProgressEnd(message=message))
         elif self.state in ("new", "creating"):
-            self.state = "ended"
-            self._end_message = message
+            # Begin-then-end still goes out once the token exists, so a client that saw the
+            # create request never keeps a progress that nothing will end.
+            self._ending, self._end_message = True, message
+            if self.state == "new" and self._task is None:
+                self.state = "ended"
 
     @property
     def cancelled(self) -> bool:

@@ -81,7 +81,7 @@ class CodenookServer(LanguageServer):
             key = problem.split("'")[1] if problem.count("'") >= 2 else None
             self.problem(problem, "invalid-setting", setting=key, warning=True, once=False)
         reloaded = self.app.update_settings(settings)
-        if reloaded:
+        if reloaded and self.app.host.started:
             self._told = {m for m in self._told if not m.startswith("model")}
             self.log(f"codenook: reloading the model ({', '.join(reloaded)} changed)")
 

@@ -14,11 +14,11 @@ end
 local function need_client()
   local client = codenook.client()
   if not client then
-    err(
-      'no codenook server is running; open a file of one of these filetypes: '
-        .. table.concat(codenook.config.filetypes, ', ')
-        .. ' (see :checkhealth codenook)'
-    )
+    local filetypes = codenook.config.filetypes
+    local hint = filetypes
+        and ('open a file of one of these filetypes: ' .. table.concat(filetypes, ', '))
+      or ('its languages are not known (' .. tostring(codenook.languages_source) .. ')')
+    err('no codenook server is running; ' .. hint .. ' (see :checkhealth codenook)')
   end
   return client
 end

@@ -30,13 +30,44 @@ function M.check()
       )
     end
   end
+  local source = codenook.languages_source
+  local filetypes = vim.lsp.config.codenook.filetypes
+  if source == 'option' then
+    h.ok('filetypes (the setup() option): ' .. table.concat(filetypes or {}, ', '))
+  elseif source == 'server' then
+    local names = vim.tbl_map(function(l)
+      return l.name
+    end, codenook.languages or {})
+    h.ok(
+      ('languages (from the server): %s; filetypes: %s'):format(
+        table.concat(names, ', '),
+        table.concat(filetypes or {}, ', ')
+      )
+    )
+  elseif source == 'pending' then
+    h.info('asking the server which languages it supports (`codenook languages --json`)')
+  else
+    h.error(
+      'the server\'s languages are unknown: ' .. tostring(source),
+      'fix cmd, or pass filetypes = { ... } to setup()'
+    )
+  end
   local client = codenook.client()
   if not client then
-    h.info(
-      'no codenook server running; it starts for filetypes: '
-        .. table.concat(vim.lsp.config.codenook.filetypes or {}, ', ')
-    )
+    h.info('no codenook server running; it starts for the filetypes above')
     return
+  end
+  local problem = codenook.last_problem()
+  if problem then
+    -- It may have been fixed since: a warning, not an error.
+    local report = (problem.type == 1 or problem.type == 2) and h.warn or h.info
+    report(
+      ('last problem the server reported (%s): %s'):format(
+        problem.code ~= '' and problem.code or '?',
+        problem.message
+      ),
+      problem.setting and ('setting %s, see :help codenook-settings'):format(problem.setting) or nil
+    )
   end
   local res = client:request_sync(codenook._stats_method, vim.empty_dict(), 3000)
   local stats = res and res.result

@@ -11,6 +11,7 @@ local M = {}
 local NAME = 'codenook'
 local STATUS = 'codenook/status'
 local STATS = 'codenook/stats'
+local PROBLEM = 'codenook/problem'
 
 M.defaults = {
   --- Command that starts the server. Default: `codenook serve` from PATH, else from the
@@ -18,15 +19,9 @@ M.defaults = {
   cmd = nil,
   --- codenook settings (docs/settings.md): nested tables or dotted keys.
   settings = {},
-  filetypes = {
-    'python',
-    'javascript',
-    'javascriptreact',
-    'typescript',
-    'typescriptreact',
-    'go',
-    'rust',
-  },
+  --- Filetypes the server starts for. nil: the languages the server supports, asked from it
+  --- (`codenook languages --json` with `cmd`); a list overrides that.
+  filetypes = nil,
   root_markers = { '.git' },
   --- Insert-mode keys; each falls back to its usual meaning when no suggestion is shown.
   --- Set one to false to leave that key alone.
@@ -173,6 +168,216 @@ end
 function M.last_status(buf)
   local client = M.client(buf)
   return client and statuses[client.id]
+end
+
+-- Problems ------------------------------------------------------------------------------------
+
+-- The client announces `experimental.codenook.problems`; the server then reports what the user
+-- must fix with `codenook/problem` { type (LSP MessageType), message, code, setting } instead
+-- of window/showMessage. The level comes from `type` and the setting from `setting`: nothing
+-- here reads the wording of the message.
+local PROBLEM_LEVELS = {
+  vim.log.levels.ERROR,
+  vim.log.levels.WARN,
+  vim.log.levels.INFO,
+  vim.log.levels.INFO, -- Log
+}
+
+---@type table<integer, table> the last codenook/problem per client id (:checkhealth codenook)
+local last_problems = {}
+
+--- The text shown for a problem: its message, and the setting that fixes it when there is one.
+function M.format_problem(problem)
+  local msg = tostring(problem.message) -- "codenook: ..."
+  local setting = problem.setting
+  if type(setting) == 'string' and setting ~= '' then
+    msg = msg
+      .. ('\nsetting: %s (setup({ settings = ... }) or require("codenook").set(); :help codenook-settings)'):format(
+        setting
+      )
+  end
+  return msg
+end
+
+local function on_problem(_, params, ctx)
+  if type(params) ~= 'table' or type(params.message) ~= 'string' then
+    return
+  end
+  local problem = {
+    type = params.type,
+    message = params.message,
+    code = type(params.code) == 'string' and params.code or '',
+    setting = type(params.setting) == 'string' and params.setting or nil,
+    client_id = ctx.client_id,
+  }
+  last_problems[ctx.client_id] = problem
+  vim.notify(M.format_problem(problem), PROBLEM_LEVELS[params.type] or vim.log.levels.ERROR)
+  api.nvim_exec_autocmds('User', { pattern = 'CodenookProblem', modeline = false, data = problem })
+end
+M._on_problem = on_problem
+
+--- The last codenook/problem of the client of `buf` (a table with type, message, code,
+--- setting), or nil.
+function M.last_problem(buf)
+  local client = M.client(buf)
+  return client and last_problems[client.id]
+end
+
+-- Languages -----------------------------------------------------------------------------------
+
+-- Which filetypes the server starts for is the server's to say. Neovim needs them before the
+-- server runs (vim.lsp.enable attaches by filetype), so setup() asks `codenook languages
+-- --json` once, in the background: the cmd with `languages --json` in place of `serve` and its
+-- flags. That is cheap (no model, well under a second, startup does not wait) and, unlike
+-- starting on every filetype and narrowing afterwards, never loads the model for a buffer the
+-- server does not serve (a git commit message, a help file). The initialize result advertises
+-- the same list (capabilities.experimental.codenook.languages); the plugin follows it if it
+-- differs (see follow_advertised). A `filetypes` option overrides both.
+
+---@type table[]? the languages the server advertised: { name, languageIds, extensions }
+M.languages = nil
+--- "pending", "option", "server" or "failed: <why>"
+M.languages_source = nil
+
+--- `cmd` with `languages --json` in place of `serve` and what follows it, or nil when `cmd`
+--- has no `serve` word (a function, a wrapper script).
+function M.languages_cmd(cmd)
+  if type(cmd) ~= 'table' then
+    return nil
+  end
+  for i, word in ipairs(cmd) do
+    if word == 'serve' and i > 1 then
+      local out = vim.list_slice(cmd, 1, i - 1)
+      vim.list_extend(out, { 'languages', '--json' })
+      return out
+    end
+  end
+  return nil
+end
+
+--- The languages of `codenook languages --json` or of the initialize result, checked; nil if
+--- `list` is not such a list.
+local function parse_languages(list)
+  if type(list) ~= 'table' or not vim.islist(list) then
+    return nil
+  end
+  local out = {}
+  for _, lang in ipairs(list) do
+    if type(lang) == 'table' and type(lang.name) == 'string' and type(lang.languageIds) == 'table' then
+      out[#out + 1] = lang
+    end
+  end
+  return out
+end
+M._parse_languages = parse_languages
+
+--- Every language id of the server's languages: Neovim's filetypes among them (cpp, lua, ...).
+function M.filetypes_of(languages)
+  local seen, out = {}, {}
+  for _, lang in ipairs(languages) do
+    for _, id in ipairs(lang.languageIds) do
+      if type(id) == 'string' and not seen[id] then
+        seen[id] = true
+        out[#out + 1] = id
+      end
+    end
+  end
+  return out
+end
+
+local generation = 0 -- a newer setup() makes older answers stale
+
+--- Start (or re-filter) the server for `filetypes`: buffers already open are attached or
+--- detached by vim.lsp.enable (after VimEnter; before it, on VimEnter).
+local function use_filetypes(filetypes)
+  M.config.filetypes = filetypes
+  vim.lsp.config(NAME, { filetypes = filetypes })
+  vim.lsp.enable(NAME)
+  if vim.v.vim_did_enter == 0 then
+    api.nvim_create_autocmd('VimEnter', {
+      once = true,
+      callback = function()
+        vim.lsp.enable(NAME)
+      end,
+    })
+  end
+  api.nvim_exec_autocmds('User', {
+    pattern = 'CodenookLanguages',
+    modeline = false,
+    data = { filetypes = filetypes, source = M.languages_source },
+  })
+end
+
+local function languages_failed(why)
+  M.languages_source = 'failed: ' .. why
+  vim.notify(
+    ('codenook: could not ask the server which languages it supports (%s); it does not start. '
+      .. 'Fix cmd, or pass filetypes = { ... } to require("codenook").setup() (see :help codenook-setup).'):format(
+      why
+    ),
+    vim.log.levels.WARN
+  )
+end
+
+--- Ask the server for its languages in the background, then enable it for them.
+local function ask_languages(cmd)
+  local argv = M.languages_cmd(cmd)
+  if not argv then
+    return languages_failed('cmd has no "serve" word to replace with "languages --json"')
+  end
+  if vim.fn.executable(argv[1]) == 0 then
+    return -- setup() has already said that the command is not executable
+  end
+  M.languages_source = 'pending'
+  local mine = generation
+  local ok, err = pcall(vim.system, argv, { text = true, timeout = 20000 }, function(out)
+    vim.schedule(function()
+      if mine ~= generation then
+        return
+      end
+      local decoded_ok, decoded = pcall(vim.json.decode, out.stdout or '')
+      local languages = out.code == 0 and decoded_ok and parse_languages(decoded) or nil
+      if not languages or #languages == 0 then
+        local stderr = vim.trim(out.stderr or '')
+        return languages_failed(
+          ('`%s` exited with %s%s'):format(
+            table.concat(argv, ' '),
+            tostring(out.code),
+            stderr ~= '' and (': ' .. stderr:gsub('.*\n', '')) or ''
+          )
+        )
+      end
+      M.languages = languages
+      M.languages_source = 'server'
+      use_filetypes(M.filetypes_of(languages))
+    end)
+  end)
+  if not ok then
+    languages_failed(tostring(err))
+  end
+end
+
+--- On attach: the initialize result is the truth. Should it advertise other languages than
+--- the ones asked before start (the server was updated meanwhile), follow it.
+local function follow_advertised(client)
+  local experimental = (client.server_capabilities or {}).experimental
+  local codenook = type(experimental) == 'table' and experimental.codenook or nil
+  local languages = type(codenook) == 'table' and parse_languages(codenook.languages) or nil
+  if not languages or #languages == 0 or M.languages_source == 'option' then
+    return
+  end
+  local filetypes = M.filetypes_of(languages)
+  M.languages = languages
+  if vim.deep_equal(filetypes, M.config.filetypes) then
+    return
+  end
+  M.languages_source = 'server'
+  vim.schedule(function()
+    if client:is_stopped() then
+      return
+    end
+    use_filetypes(filetypes)
+  end)
 end
 
 -- Code actions -------------------------------------------------------------------------------
@@ -414,6 +619,7 @@ local function attach(buf, client)
   end
   map_keys(buf)
   first_status(client)
+  follow_advertised(client)
 end
 
 --- Change settings while running: sent with workspace/didChangeConfiguration, and kept for
@@ -448,7 +654,7 @@ function M.setup(opts)
   opts = opts or {}
   local config = vim.tbl_deep_extend('force', vim.deepcopy(M.defaults), opts)
   -- Lists are replaced, not merged index by index.
-  config.filetypes = opts.filetypes or M.defaults.filetypes
+  config.filetypes = opts.filetypes
   config.root_markers = opts.root_markers or M.defaults.root_markers
   config.cmd = opts.cmd or M.default_cmd()
   config.settings = vim.deepcopy(opts.settings or {})
@@ -464,20 +670,33 @@ function M.setup(opts)
     )
   end
 
+  generation = generation + 1
+  M.languages = nil
+  M.languages_source = config.filetypes and 'option' or nil
+
   vim.lsp.config(NAME, {
     cmd = config.cmd,
-    filetypes = config.filetypes,
     root_markers = config.root_markers,
     init_options = json_safe(config.settings),
     -- Pushed with workspace/didChangeConfiguration after initialize, and the answer to the
     -- server's workspace/configuration request for the section "codenook".
     settings = { codenook = json_safe(config.settings) },
-    handlers = { [STATUS] = on_status, ['workspace/applyEdit'] = apply_edit },
+    handlers = {
+      [STATUS] = on_status,
+      [PROBLEM] = on_problem,
+      ['workspace/applyEdit'] = apply_edit,
+    },
+    -- Merged into Neovim's own capabilities: ask for codenook/problem instead of showMessage.
+    capabilities = { experimental = { codenook = { problems = true } } },
     commands = { [RUN_ACTION] = run_action },
     -- Send each change at once: after every streamed edit the server waits for our didChange.
     flags = { debounce_text_changes = 0 },
   })
-  vim.lsp.enable(NAME)
+  if config.filetypes then
+    use_filetypes(config.filetypes)
+  else
+    ask_languages(config.cmd)
+  end
 
   if did_setup then
     return
@@ -502,6 +721,7 @@ function M.setup(opts)
         if client:is_stopped() then
           statuses[client.id] = nil
           loading[client.id] = nil
+          last_problems[client.id] = nil
         end
       end
     end,
