@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -86,3 +87,50 @@ def test_serve_refuses_a_public_tcp_address_without_consent() -> None:
 def test_serve_accepts_stdio_flag_and_exits_on_eof() -> None:
     proc = run("serve", "--stdio", timeout=30)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_complete_puts_the_imported_definition_in_the_prompt(
+    tmp_path: Path, hybrid_path: Path
+) -> None:
+    """The shell gets the editor's cross-file context: the workspace is the git root above
+    the file, indexed before completing (with its progress on stderr)."""
+    project = tmp_path / "project"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "project" / "shop", project / "shop")
+    (project / ".git").mkdir()
+    app = project / "app.py"
+    app.write_text(
+        "from shop.models import Customer\n\n\ndef welcome(name):\n    who = Customer(\n"
+    )
+    proc = run(
+        "complete",
+        f"{app}:5:20",
+        "--json",
+        "--show-prompt",
+        "--model",
+        str(hybrid_path),
+        "--set",
+        "completion.maxTokens=4",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "indexing" in proc.stderr and "4 files" in proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["root"] == str(project)
+    prompt = report["prompt"]
+    assert "<|file_sep|>shop/models.py" in prompt
+    assert "class Customer" in prompt and "def greeting(self, formal: bool = False)" in prompt
+    assert prompt.index("class Customer") < prompt.index("<|file_sep|>app.py")
+    # Without the workspace (index off), the definition is not there: the test can fail.
+    alone = run(
+        "complete",
+        f"{app}:5:20",
+        "--json",
+        "--show-prompt",
+        "--model",
+        str(hybrid_path),
+        "--set",
+        "completion.maxTokens=4",
+        "--set",
+        "index.enabled=false",
+    )
+    assert alone.returncode == 0, alone.stderr
+    assert "class Customer" not in json.loads(alone.stdout)["prompt"]

@@ -261,6 +261,31 @@ async def test_cancel_request_on_an_action_restores_the_original(ok: LanguageCli
     await _eventually(lambda: _all_ended(ok))
 
 
+async def test_a_model_reload_keeps_memories_and_counters(ok: LanguageClient) -> None:
+    """A reload swaps the engine inside the host: the session's suggestion memory and
+    counters stay, so typing through the shown suggestion needs no model call after it."""
+    uri = ok.editor.open("reload.py", CODE)
+    shown = (await _inline(ok, uri, 4, 9)).items[0].insert_text
+    before = await _stats(ok)
+    ok.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"codenook": {"model": {"batchSize": 256}}})
+    )
+    for _ in range(200):
+        after = await _stats(ok)
+        if after.modelReloads == 1 and after.state == "idle":
+            break
+        await asyncio.sleep(0.05)
+    assert after.modelReloads == 1 and after.state == "idle"
+    assert after.completionCounters == before.completionCounters
+    cursor = CODE.index("area(2)") + len("area(")
+    ok.editor.change(uri, cursor, cursor, shown[0])
+    rest = (await _inline(ok, uri, 4, 10)).items[0].insert_text
+    assert rest == shown[1:]
+    stats = await _stats(ok)
+    assert stats.completionCounters.typedThrough == before.completionCounters.typedThrough + 1
+    assert stats.completionCounters.requests == before.completionCounters.requests + 1
+
+
 def _all_ended(client: LanguageClient) -> bool:
     try:
         _progress_ended(client)

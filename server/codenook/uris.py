@@ -76,3 +76,8 @@ def display_path(uri: str, roots: Iterable[str]) -> str:
 def _posix_path(uri_or_path: str) -> str:
     found = _file_uri_path(uri_or_path) if is_uri(uri_or_path) else None
     return found if found is not None else unquote(uri_or_path)
+
+
+def folder_name(uri_or_path: str) -> str:
+    """The last part of a folder's path, decoded: the repository name the model sees."""
+    return PurePosixPath(_posix_path(uri_or_path).rstrip("/")).name

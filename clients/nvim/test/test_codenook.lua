@@ -971,7 +971,7 @@ do
     local handler = vim.lsp.config.codenook.handlers['codenook/problem']
     handler(nil, { type = 2, message = 'codenook: any wording at all', code = 'invalid-setting',
                    setting = 'completion.maxLines' }, { client_id = T.client().id })
-    handler(nil, { type = 3, message = 'codenook: no setting here', code = 'file-too-large',
+    handler(nil, { type = 3, message = 'codenook: nothing to open', code = 'file-too-large',
                    setting = vim.NIL }, { client_id = T.client().id })
     local out = vim.list_slice(T.notes, n + 1)
     T.notes = vim.list_slice(T.notes, 1, n)

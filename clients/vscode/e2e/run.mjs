@@ -178,6 +178,13 @@ async function stopTree(rootPid) {
 
 const ORIGINAL = 'def add(a, b):\n    """Return the sum of a and b."""\n    return ';
 const TYPED = 'a';
+/** Files of the languages the extension once lacked; each ends where the test types. */
+const OTHER_LANGUAGES = [
+  { file: 'Stats.java', text: 'public class Stats {\n    /** Returns the sum of a and b. */\n    public static int add(int a, int b) {\n        return ' },
+  { file: 'stats.c', text: '#include <stdio.h>\n\n/* Return the sum of a and b. */\nint add(int a, int b) {\n    return ' },
+  { file: 'stats.cpp', text: '#include <vector>\n\n// Return the sum of a and b.\nint add(int a, int b) {\n    return ' },
+  { file: 'stats.lua', text: '-- Return the sum of a and b.\nlocal function add(a, b)\n  return ' },
+];
 
 let page;
 let browser;
@@ -196,6 +203,7 @@ async function main() {
   mkdirSync(workspace, { recursive: true });
   const file = join(workspace, 'main.py');
   writeFileSync(file, ORIGINAL);
+  for (const other of OTHER_LANGUAGES) writeFileSync(join(workspace, other.file), other.text);
   const port = await freePort();
   writeFileSync(configFile, `bind-addr: 127.0.0.1:${port}\nauth: none\ncert: false\n`);
   const settingsFile = join(userData, 'User', 'settings.json');
@@ -232,6 +240,13 @@ async function main() {
   await check('codenook serve answers initialize', async () => {
     capabilities = await serverCapabilities(opt.codenook);
     return `hover: ${!!capabilities.hoverProvider}, commands: ${JSON.stringify(capabilities.executeCommandProvider?.commands ?? [])}`;
+  });
+  await check('the server advertises its languages, Java, C, C++ and Lua among them', async () => {
+    const languages = capabilities.experimental?.codenook?.languages;
+    if (!Array.isArray(languages)) throw new Error('no capabilities.experimental.codenook.languages');
+    const ids = languages.flatMap((l) => l.languageIds);
+    for (const id of ['java', 'c', 'cpp', 'lua']) if (!ids.includes(id)) throw new Error(`no ${id} in ${JSON.stringify(ids)}`);
+    return languages.map((l) => l.name).join(', ');
   });
 
   log('installing the extension');
@@ -375,6 +390,46 @@ async function main() {
   } else {
     record('Tab accepts the suggestion and the saved file has it', 'fail', 'no ghost text to accept');
   }
+
+  // The languages the extension once lacked: each file opens, and typing shows ghost text.
+  const openFile = async (name, text) => {
+    await page.keyboard.press('Escape');
+    // The whole name: "stats.c" must not pick "stats.cpp".
+    const exact = new RegExp(`^\\s*${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`);
+    const row = page.locator('.explorer-folders-view .monaco-list-row', { hasText: exact });
+    await row.waitFor({ timeout: 30000 });
+    await row.click();
+    const firstLine = text.split('\n')[0];
+    await page.locator('.monaco-editor .view-lines', { hasText: firstLine }).first().waitFor({ timeout: 30000 });
+  };
+  for (const other of OTHER_LANGUAGES) {
+    await check(`${other.file}: typing shows ghost text`, async () => {
+      await openFile(other.file, other.text);
+      const editor = page.locator('.monaco-editor .view-lines', { hasText: other.text.split('\n')[0] }).first();
+      await editor.click();
+      await page.keyboard.press('Control+End');
+      await page.keyboard.type(TYPED, { delay: 50 });
+      const ghostLocator = page.locator('.ghost-text-decoration, .ghost-text-decoration-preview').first();
+      try {
+        await ghostLocator.waitFor({ timeout: 30000 });
+      } catch {
+        log(`no ghost text in ${other.file} after typing; asking again with alt+\\`);
+        await page.keyboard.press('Alt+Backslash');
+        await ghostLocator.waitFor({ timeout: 30000 });
+      }
+      const text = (await page.locator('.ghost-text-decoration, .ghost-text-decoration-preview').allInnerTexts()).join('');
+      await page.screenshot({ path: join(OUT, `ghost-text-${other.file.replace(/\W/g, '-')}.png`) });
+      await page.keyboard.press('Escape');
+      return `ghost text ${JSON.stringify(text)}`;
+    });
+  }
+  // Back to main.py for the checks below.
+  await check('main.py is the active editor again', async () => {
+    await page.keyboard.press('Escape');
+    const row = page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'main.py' });
+    await row.click();
+    await page.locator('.monaco-editor .view-lines', { hasText: 'Return the sum of a and b."""' }).first().waitFor({ timeout: 30000 });
+  });
 
   const palette = async (title) => {
     await page.keyboard.press('Escape');

@@ -11,7 +11,6 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 
 from codenook.completion.context import Budget, CompletionContext, build_completion_context
 from codenook.completion.postprocess import Shape, is_done, postprocess
@@ -28,7 +27,7 @@ from codenook.lru import CachedCounter
 from codenook.settings import Settings
 from codenook.text import languages
 from codenook.text.documents import Document, Snapshot
-from codenook.uris import display_path
+from codenook.uris import display_path, folder_name
 from codenook.workspace.context import WorkspaceContext
 from codenook.workspace.crossfile import Chunk
 
@@ -164,7 +163,7 @@ class CompletionService:
         cross_budget = settings.context.crossFileTokens
         if self._workspace is not None and cross_budget > 0 and takes_chunks(engine.info.fim):
             chunks = self._workspace.crossfile(snapshot, offset, ctx, cross_budget, count).chunks
-        repo = PurePosixPath(roots[0].rstrip("/")).name if roots else "workspace"
+        repo = folder_name(roots[0]) if roots else "workspace"
         comment = languages.comment_prefix(snapshot.uri)
         prompt = completion_prompt(ctx, engine.info.fim, repo, comment, chunks)
         lines = snapshot.lines

@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from urllib.parse import unquote
 
 from codenook.completion.context import CompletionContext
 from codenook.text.documents import Snapshot
+from codenook.uris import display_path, fs_path
 from codenook.workspace.activity import Activity
 from codenook.workspace.crossfile import (
     ContextMemo,
@@ -31,13 +31,6 @@ BuildProgress = Callable[[str, int, int], None]
 BuildDone = Callable[[str, BuildStats | None, BaseException | None], None]
 # Run a function after a delay on the owner's thread; returns something with cancel().
 Scheduler = Callable[[float, Callable[[], None]], object]
-
-
-def path_of(uri_or_path: str) -> str:
-    """A file system path from a ``file://`` URI (or a path, unchanged)."""
-    if uri_or_path.startswith("file://"):
-        return os.path.abspath(unquote(uri_or_path.removeprefix("file://")))
-    return os.path.abspath(uri_or_path)
 
 
 class WorkspaceContext:
@@ -71,7 +64,8 @@ class WorkspaceContext:
 
     def set_folders(self, roots: list[str]) -> None:
         """Index the folders (URIs or paths) not indexed yet; forget the ones gone."""
-        wanted = {path_of(root) for root in roots} if self.enabled else set()
+        paths = (fs_path(root) for root in roots) if self.enabled else ()
+        wanted = {path for path in paths if path is not None}
         for root in list(self.indexes):
             if root not in wanted:
                 self._cancels.pop(root).set()
@@ -122,7 +116,7 @@ class WorkspaceContext:
 
     def _relative(self, uri: str) -> str:
         found = self.index_for(uri)
-        return found[1] if found else os.path.basename(path_of(uri))
+        return found[1] if found else display_path(uri, ())
 
     # -- document events --
 

@@ -7,6 +7,7 @@ it from code that really exists keeps the test honest about which names and impo
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from tree_sitter import QueryCursor, Tree
 from codenook.completion.context import Budget, build_completion_context
 from codenook.text import languages
 from codenook.text.documents import Document
+from codenook.uris import path_to_uri
 from codenook.workspace.activity import ActivitySnapshot
 from codenook.workspace.crossfile import (
     TokenCounter,
@@ -161,7 +163,7 @@ def evaluate_hole(
     if text is None:
         return result
     holed, offset = _cut(text, hole.line)
-    document = Document(f"file://{index.root}/{hole.path}", holed, 1)
+    document = Document(path_to_uri(os.path.join(index.root, hole.path)), holed, 1)
     snapshot = document.snapshot()
     for budget in budgets:
         started = time.perf_counter()

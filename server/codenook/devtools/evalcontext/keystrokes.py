@@ -7,6 +7,7 @@ brackets sends them, with the index warm as in a running server.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from codenook.devtools.evalcontext.holes import read_source
 from codenook.text import languages
 from codenook.text.documents import Document
 from codenook.text.positions import Encoding
+from codenook.uris import path_to_uri
 from codenook.workspace.activity import Activity
 from codenook.workspace.crossfile import ContextMemo, TokenCounter, build_crossfile_context
 from codenook.workspace.index import WorkspaceIndex
@@ -106,7 +108,7 @@ def type_on_big_file(
         return None
     text, path = made
     index.update_file(path, text)  # the warm index knows the file, as the server's would
-    document = Document(f"file://{index.root}/{path}", text, 1)
+    document = Document(path_to_uri(os.path.join(index.root, path)), text, 1)
     activity = Activity()
     memo = ContextMemo()
     line_count = text.count("\n") + 1
@@ -116,7 +118,9 @@ def type_on_big_file(
     hits = 0
     try:
         for fraction in POSITIONS:
-            document = Document(f"file://{index.root}/{path}", text, 1)  # each place afresh
+            document = Document(
+                path_to_uri(os.path.join(index.root, path)), text, 1
+            )  # each place afresh
             row = _code_row(document.text, int(line_count * fraction))
             if row is None:
                 continue
