@@ -1,0 +1,1 @@
+"""Chat-based help on the shared engine: code actions with streamed edits, hover."""

@@ -82,7 +82,7 @@ def _model_section(report: Report, settings: Settings) -> ModelInfo | None:
             " (set model.path)"
         )
     if not info.chat_template:
-        report.problem("the model has no chat template; code actions and hover will need one")
+        report.problem("the model has no chat template; code actions and hover fall back to ChatML")
     if info.n_ctx_train and settings.model.contextSize > info.n_ctx_train:
         report.problem(
             f"model.contextSize {settings.model.contextSize} exceeds the model's trained"

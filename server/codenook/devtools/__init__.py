@@ -1,0 +1,1 @@
+"""Developer tools (benchmarks, context evaluation); imported only when their command runs."""

@@ -1,0 +1,1 @@
+"""What the workspace adds to a prompt: the index of every source file, activity, chunks."""
