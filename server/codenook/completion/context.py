@@ -9,7 +9,7 @@ functions and classes — is put back above the window.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from tree_sitter import Node, QueryCursor
@@ -166,16 +166,20 @@ def _render_header(
     lines: list[int] = []
     for first, last in spans:
         lines.extend(range(first, min(last, window_start_line - 1) + 1))
-    text_lines: list[str] = []
-    used = 0
-    for line in sorted(set(lines)):
-        text = snapshot.lines.line_text(line) + "\n"
-        cost = count(text)
-        if used + cost > budget:
+    texts = (snapshot.lines.line_text(line) + "\n" for line in sorted(set(lines)))
+    return "".join(_within(texts, budget, count))
+
+
+def _within(texts: Iterable[str], budget: int, count: TokenCounter, used: int = 0) -> list[str]:
+    """The leading ``texts`` whose tokens, added to ``used``, fit ``budget``: whole lines
+    only, since a line cut in the middle would teach the model a line that does not exist."""
+    kept: list[str] = []
+    for text in texts:
+        used += count(text)
+        if used > budget:
             break
-        used += cost
-        text_lines.append(text)
-    return "".join(text_lines)
+        kept.append(text)
+    return kept
 
 
 def suffix_text(
@@ -188,15 +192,8 @@ def suffix_text(
     used = count(rest) if rest else 0
     if used > budget:
         return _fit(rest, budget, count, keep_end=False)
-    parts = [rest]
-    for line in range(cursor_line + 1, lines.line_count):
-        text = "\n" + lines.line_text(line)
-        cost = count(text)
-        if used + cost > budget:
-            break
-        used += cost
-        parts.append(text)
-    return "".join(parts)
+    following = ("\n" + lines.line_text(line) for line in range(cursor_line + 1, lines.line_count))
+    return rest + "".join(_within(following, budget, count, used))
 
 
 def _fit(text: str, budget: int, count: TokenCounter, *, keep_end: bool) -> str:

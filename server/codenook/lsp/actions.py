@@ -10,6 +10,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcContentModified
 
 from codenook.assist.actions import KINDS, reindent, validate
+from codenook.assist.service import ActionPlan
 from codenook.assist.streaming import Edit, EditStream, run_stream
 from codenook.lsp import convert
 from codenook.lsp.convert import ActionArgs
@@ -54,22 +55,7 @@ def register(server: CodenookServer) -> None:
         ``ls`` stays unannotated: pygls resolves a command's annotations at run time to
         convert its arguments, and the server class is only imported for the type checker.
         """
-        spec = ActionArgs.parse(args[0] if args else None)
-        doc = ls.app.documents.get(spec.uri)
-        if spec.version is not None and spec.version != doc.version:
-            raise JsonRpcContentModified("codenook: the document changed; ask for the action again")
-        snapshot = doc.snapshot()
-        start, end = spec.offsets(snapshot.lines, ls.encoding)
-        path = display_path(doc.uri, ls.roots())
-        plan = ls.app.assist.plan(
-            snapshot,
-            start,
-            end,
-            spec.action,
-            path,
-            message=spec.message,
-            instruction=spec.instruction,
-        )
+        snapshot, plan = _plan(ls, ActionArgs.parse(args[0] if args else None))
         title = f"codenook: {plan.kind.title.format(message='problem')}"
         async with Progress(ls, title, cancellable=True) as progress:
             progress.report("generating…")
@@ -85,6 +71,21 @@ def register(server: CodenookServer) -> None:
         if outcome.status in ("rejected", "stopped"):
             ls.problem(outcome.message, "action-failed", warning=True, once=False)
         return vars(outcome)
+
+
+def _plan(ls: CodenookServer, spec: ActionArgs) -> tuple[Snapshot, ActionPlan]:
+    """The document as the action was offered for, and what the model will be asked."""
+    doc = ls.app.documents.get(spec.uri)
+    if spec.version is not None and spec.version != doc.version:
+        raise JsonRpcContentModified("codenook: the document changed; ask for the action again")
+    snapshot = doc.snapshot()
+    start, end = spec.offsets(snapshot.lines, ls.encoding)
+    path = display_path(doc.uri, ls.roots())
+    kind = spec.action
+    plan = ls.app.assist.plan(
+        snapshot, start, end, kind, path, message=spec.message, instruction=spec.instruction
+    )
+    return snapshot, plan
 
 
 def _fix(base: dict[str, Any], diagnostic: types.Diagnostic) -> types.CodeAction:
