@@ -566,7 +566,7 @@ async function main() {
     }
     throw new Error(`status bar never matched ${pattern}; last: ${JSON.stringify(text)}`);
   };
-  /** A toast matching `pattern`, its "Open Setting" button, and the settings editor it opens. */
+  /** A toast matching `pattern`, its "Open Setting" (and "Show Output") button, and the settings editor it opens. */
   const openSettingFromToast = async (pattern, settingKey, screenshot) => {
     const toast = page.locator('.notifications-toasts .notification-list-item', { hasText: pattern }).first();
     await toast.waitFor({ timeout: 30000 });
@@ -574,6 +574,8 @@ async function main() {
     await page.screenshot({ path: join(OUT, screenshot) });
     const message = (await toast.locator('.notification-list-item-message').innerText()).trim();
     await toast.hover();
+    const buttons = (await toast.locator('.monaco-button').allInnerTexts()).map((b) => b.trim());
+    if (!buttons.includes('Open Setting') || !buttons.includes('Show Output')) throw new Error(`buttons ${JSON.stringify(buttons)}`);
     await toast.getByRole('button', { name: 'Open Setting' }).click();
     const editor = page.locator('.settings-editor');
     await editor.waitFor({ timeout: 15000 });

@@ -326,7 +326,9 @@ local function ask_languages(cmd)
     return languages_failed('cmd has no "serve" word to replace with "languages --json"')
   end
   if vim.fn.executable(argv[1]) == 0 then
-    return -- setup() has already said that the command is not executable
+    -- setup() has already said so.
+    M.languages_source = ('failed: %q is not executable'):format(argv[1])
+    return
   end
   M.languages_source = 'pending'
   local mine = generation
@@ -338,14 +340,10 @@ local function ask_languages(cmd)
       local decoded_ok, decoded = pcall(vim.json.decode, out.stdout or '')
       local languages = out.code == 0 and decoded_ok and parse_languages(decoded) or nil
       if not languages or #languages == 0 then
-        local stderr = vim.trim(out.stderr or '')
-        return languages_failed(
-          ('`%s` exited with %s%s'):format(
-            table.concat(argv, ' '),
-            tostring(out.code),
-            stderr ~= '' and (': ' .. stderr:gsub('.*\n', '')) or ''
-          )
-        )
+        local last = vim.trim(out.stderr or ''):gsub('.*\n', '')
+        local what = out.code == 0 and 'printed no language list'
+          or ('exited with %s%s'):format(tostring(out.code), last ~= '' and (': ' .. last) or '')
+        return languages_failed(('`%s` %s'):format(table.concat(argv, ' '), what))
       end
       M.languages = languages
       M.languages_source = 'server'
@@ -407,7 +405,7 @@ local function run_action(command, ctx)
         local level = err.code == CONTENT_MODIFIED and vim.log.levels.WARN or vim.log.levels.ERROR
         vim.notify(msg, level)
       elseif status == 'applied' or status == 'cancelled' then
-        -- "rejected" and "stopped" are explained by the server itself (window/showMessage).
+        -- "rejected" and "stopped" are explained by the server itself (codenook/problem).
         vim.notify(('codenook: %s'):format(result.status), vim.log.levels.INFO)
       end
       api.nvim_exec_autocmds('User', {
