@@ -307,16 +307,20 @@ def test_walker_honours_nested_gitignore_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
-def test_git_work_trees_are_listed_by_git(tmp_path: Path) -> None:
+def test_git_work_trees_are_walked_with_their_ignore_rules(tmp_path: Path) -> None:
+    """git is not run in the folder (its config can name commands, docs/security.md): the
+    walker honours .gitignore files and .git/info/exclude the way git would."""
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
-    (tmp_path / ".gitignore").write_text("skip.py\n")
-    (tmp_path / "keep.py").write_text("x = 1\n")
-    (tmp_path / "skip.py").write_text("x = 1\n")
-    (tmp_path / "vendor").mkdir()
-    (tmp_path / "vendor" / "lib.py").write_text("x = 1\n")
+    (tmp_path / ".gitignore").write_text("skip.py\n!excluded_but_kept.py\n")
+    (tmp_path / ".git" / "info").mkdir(exist_ok=True)
+    (tmp_path / ".git" / "info" / "exclude").write_text("local.py\nexcluded_but_kept.py\n")
+    for name in ("keep.py", "skip.py", "local.py", "excluded_but_kept.py", "vendor/lib.py"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("x = 1\n")
     paths, how = list_source_files(str(tmp_path))
-    assert how == "git"
-    assert paths == ["keep.py"]
+    assert how == "walk"
+    assert paths == ["excluded_but_kept.py", "keep.py"]
+    assert list_source_files(str(tmp_path), 1) == (["excluded_but_kept.py"], "walk")
 
 
 def test_module_candidates() -> None:
@@ -376,22 +380,72 @@ def test_a_worker_process_answers_batches(index: WorkspaceIndex) -> None:
     assert answered == [index.get(path) for path in paths[:3]] + ["unreadable"]
 
 
-def test_the_worker_module_runs_from_the_directory_holding_the_package() -> None:
+def test_the_worker_runs_isolated_with_only_the_package_on_its_path(tmp_path: Path) -> None:
     import codenook
     from codenook.workspace.index import worker
 
-    parent = worker._package_parent().split(os.pathsep)[0]
-    assert Path(parent, "codenook", "__init__.py") == Path(codenook.__file__)
-    # Started the way the index starts it, it must import cleanly (no runpy warning about
-    # the module being imported already) and exit at the end of its input.
+    assert worker.worker_path() == [str(Path(codenook.__file__).parents[1])]
+    command = worker.worker_command(str(PROJECT), 1000)
+    assert command[:2] == [sys.executable, "-I"]
+    assert command[-3:] == [str(PROJECT), "1000", str(os.getpid())]
+    # Started the way the index starts it (from anywhere, whatever PYTHONPATH says), it must
+    # import cleanly and exit at the end of its input.
     ran = subprocess.run(
-        [sys.executable, "-m", worker.MODULE, str(PROJECT), "1000"],
+        command,
         input=b"",
         capture_output=True,
-        env={**os.environ, "PYTHONPATH": worker._package_parent()},
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
         timeout=60,
     )
     assert ran.returncode == 0 and ran.stderr == b"" and ran.stdout == b""
+
+
+def _many_files(root: Path, count: int, defs_each: int = 1) -> None:
+    for i in range(count):
+        body = "".join(f"def f{i}_{j}():\n    pass\n\n" for j in range(defs_each))
+        (root / f"m{i:03}.py").write_text(body)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_the_index_stops_at_max_files_and_says_so(tmp_path: Path, workers: int) -> None:
+    _many_files(tmp_path, 40)
+    (tmp_path / "binary.py").write_bytes(b"\x00")  # skipped files do not count
+    built = WorkspaceIndex(tmp_path, max_files=10)
+    stats = built.build(workers=workers)
+    assert len(built) == 10 and stats.files == 10
+    assert stats.stopped == "index.maxFiles"
+    assert "stopped at 10 files (index.maxFiles)" in stats.summary()
+    assert stats.definitions == built.definition_count == 10
+    # The index stays within the limit as files are created; known files still update.
+    (tmp_path / "new.py").write_text("def new():\n    pass\n")
+    assert built.update_file("new.py") is None and built.get("new.py") is None
+    first = built.paths()[0]
+    assert built.update_file(first, "def changed():\n    pass\n") is not None
+    assert [d.path for d in built.definitions("changed")] == [first]
+    built.remove_file(first)
+    assert built.update_file("new.py") is not None and len(built) == 10
+
+
+def test_the_index_stops_at_max_definitions(tmp_path: Path) -> None:
+    _many_files(tmp_path, 20, defs_each=3)
+    built = WorkspaceIndex(tmp_path, max_definitions=10)
+    stats = built.build(workers=0)
+    assert len(built) == 3 and built.definition_count == 9
+    assert stats.stopped == "index.maxDefinitions"
+    assert "stopped at 3 files (index.maxDefinitions)" in stats.summary()
+    unlimited = WorkspaceIndex(tmp_path).build(workers=0)
+    assert unlimited.stopped == "" and "stopped" not in unlimited.summary()
+
+
+def test_listing_stops_too(tmp_path: Path) -> None:
+    """Names beyond twice index.maxFiles are not even listed (opening / as a folder)."""
+    for i in range(30):
+        (tmp_path / f"b{i:02}.py").write_bytes(b"\x00")  # all skipped when read
+    built = WorkspaceIndex(tmp_path, max_files=5)
+    stats = built.build(workers=0)
+    assert len(built) == 0 and stats.skipped == {"binary": 10}
+    assert stats.stopped.startswith("index.maxFiles")
 
 
 def test_a_cpp_header_with_a_h_extension_is_read_as_cpp(tmp_path: Path) -> None:

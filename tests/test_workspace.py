@@ -10,7 +10,7 @@ from pathlib import Path
 from codenook.completion.context import Budget, build_completion_context
 from codenook.text.documents import Document, Snapshot
 from codenook.text.positions import Encoding
-from codenook.workspace.context import WorkspaceContext
+from codenook.workspace.context import FILE_EVENTS_ON_LOOP, WorkspaceContext
 from codenook.workspace.index import BuildStats
 
 PROJECT = Path(__file__).parent / "fixtures" / "project"
@@ -126,6 +126,65 @@ def test_file_events_from_disk(tmp_path: Path) -> None:
     taxes.unlink()
     context.files_changed([(taxes.as_uri(), "deleted")], lambda uri: True)
     assert index.definitions("vat") == ()
+
+
+def test_a_burst_of_file_events_is_indexed_off_the_loop(tmp_path: Path) -> None:
+    shutil.copytree(PROJECT / "shop", tmp_path / "shop")
+    context, _ = built(tmp_path)
+    (index,) = context.indexes.values()
+    count = FILE_EVENTS_ON_LOOP + 5
+    events = []
+    for i in range(count):
+        path = tmp_path / "shop" / f"gen{i}.py"
+        path.write_text(f"def made_{i}():\n    pass\n")
+        events.append((path.as_uri(), "created"))
+    calling = threading.current_thread()
+    updated_on: set[threading.Thread] = set()
+    update = index.update_file
+
+    def recording(path: str, *args: object) -> object:
+        updated_on.add(threading.current_thread())
+        return update(path, *args)  # type: ignore[arg-type]
+
+    index.update_file = recording  # type: ignore[method-assign]
+    context.files_changed(events, lambda uri: False)
+    assert context.wait_updates(30)
+    assert calling not in updated_on and len(updated_on) == 1
+    assert all(index.definitions(f"made_{i}") for i in range(count))
+    # A few events are indexed at once, on the caller's thread.
+    updated_on.clear()
+    context.files_changed(events[:2], lambda uri: False)
+    assert updated_on == {calling}
+
+
+def test_index_limits_reach_the_indexes(tmp_path: Path) -> None:
+    for i in range(12):
+        (tmp_path / f"m{i:02}.py").write_text(f"def f{i}():\n    pass\n")
+    finished: list[BuildStats] = []
+    done = threading.Event()
+
+    def on_done(root: str, stats: BuildStats | None, error: BaseException | None) -> None:
+        assert stats is not None
+        finished.append(stats)
+        done.set()
+
+    context = WorkspaceContext(workers=0, max_files=5, on_done=on_done)
+    context.set_folders([tmp_path.as_uri()])
+    assert done.wait(30)
+    (index,) = context.indexes.values()
+    assert len(index) == 5 and finished[0].stopped == "index.maxFiles"
+    assert context.status()[str(tmp_path)]["stopped"] == "index.maxFiles"
+    context.max_files = 100
+    context.max_definitions = 7
+    context.max_file_bytes = 4096
+    assert (index.max_files, index.max_definitions, index.max_file_bytes) == (100, 7, 4096)
+    new = tmp_path / "new.py"
+    new.write_text("def a():\n    pass\ndef b():\n    pass\ndef c():\n    pass\n")
+    context.files_changed([(new.as_uri(), "created")], lambda uri: False)
+    assert index.get("new.py") is None  # 5 + 3 definitions > 7
+    context.max_definitions = 100
+    context.files_changed([(new.as_uri(), "created")], lambda uri: False)
+    assert index.get("new.py") is not None
 
 
 def test_crossfile_for_a_completion(tmp_path: Path) -> None:

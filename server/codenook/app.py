@@ -85,6 +85,8 @@ class App:
         self.workspace = WorkspaceContext(
             enabled=settings.index.enabled,
             max_file_bytes=settings.index.maxFileBytes,
+            max_files=settings.index.maxFiles,
+            max_definitions=settings.index.maxDefinitions,
             schedule=hooks.schedule,
             document=self._snapshot,
             on_progress=hooks.index_progress,
@@ -116,6 +118,8 @@ class App:
         old, self.settings = self.settings, new
         self.documents.max_file_bytes = new.documents.maxFileBytes
         self.workspace.max_file_bytes = new.index.maxFileBytes
+        self.workspace.max_files = new.index.maxFiles
+        self.workspace.max_definitions = new.index.maxDefinitions
         if self.workspace.enabled != new.index.enabled:
             self.workspace.enabled = new.index.enabled
             self.workspace.set_folders(self.roots())

@@ -165,6 +165,19 @@ class IndexSettings:
         minimum=1024,
         maximum=1 << 31,
     )
+    maxFiles: int = _setting(
+        20_000,
+        "The index of a workspace folder stops adding files at this many (a bound on memory).",
+        minimum=1,
+        maximum=10_000_000,
+    )
+    maxDefinitions: int = _setting(
+        300_000,
+        "The index of a workspace folder stops adding files at this many definitions"
+        " (about 1 KB of memory each).",
+        minimum=1,
+        maximum=100_000_000,
+    )
 
 
 @dataclass(frozen=True)

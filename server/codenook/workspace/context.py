@@ -4,7 +4,9 @@
 the completion pipeline asks for cross-file chunks. It owns one ``WorkspaceIndex`` per
 workspace folder (each built on a thread of its own), the ``Activity`` rings and the
 ``ContextMemo``. Everything but the builds runs on the caller's thread (the event loop); no
-LSP types here.
+LSP types here. What runs there reads files only through ``files.read_source``, which never
+blocks (regular files only, opened non-blocking), and a burst of file events (a branch
+switch) is indexed on a thread of its own rather than parsed file after file on the loop.
 """
 
 from __future__ import annotations
@@ -23,7 +25,13 @@ from codenook.workspace.crossfile import (
     TokenCounter,
     build_crossfile_context,
 )
-from codenook.workspace.index import DEFAULT_MAX_FILE_BYTES, BuildStats, WorkspaceIndex
+from codenook.workspace.index import (
+    DEFAULT_MAX_DEFINITIONS,
+    DEFAULT_MAX_FILE_BYTES,
+    DEFAULT_MAX_FILES,
+    BuildStats,
+    WorkspaceIndex,
+)
 
 # (root path, files done, files in all); called from an index-building thread.
 BuildProgress = Callable[[str, int, int], None]
@@ -32,6 +40,8 @@ BuildDone = Callable[[str, BuildStats | None, BaseException | None], None]
 # Run a function after a delay on the owner's thread; returns something with cancel().
 Scheduler = Callable[[float, Callable[[], None]], object]
 
+FILE_EVENTS_ON_LOOP = 16  # more files changed on disk at once are indexed on a thread
+
 
 class WorkspaceContext:
     def __init__(
@@ -39,6 +49,8 @@ class WorkspaceContext:
         *,
         enabled: bool = True,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        max_files: int = DEFAULT_MAX_FILES,
+        max_definitions: int = DEFAULT_MAX_DEFINITIONS,
         update_delay_s: float = 1.0,
         workers: int | None = None,
         schedule: Scheduler | None = None,
@@ -47,10 +59,12 @@ class WorkspaceContext:
         on_done: BuildDone | None = None,
     ) -> None:
         self.enabled = enabled
+        self.indexes: dict[str, WorkspaceIndex] = {}  # root path -> index
         self.max_file_bytes = max_file_bytes
+        self.max_files = max_files
+        self.max_definitions = max_definitions
         self.update_delay_s = update_delay_s
         self.workers = workers
-        self.indexes: dict[str, WorkspaceIndex] = {}  # root path -> index
         self.activity = Activity()
         self.memo = ContextMemo()
         self._schedule = schedule
@@ -59,6 +73,40 @@ class WorkspaceContext:
         self._on_done = on_done
         self._cancels: dict[str, threading.Event] = {}
         self._pending: dict[str, object] = {}  # uri -> scheduled index update
+        self._updating: list[threading.Thread] = []  # bursts of file events being indexed
+
+    # -- limits: a settings change applies to the indexes already built, for the next
+    # update or build (a folder that stopped at index.maxFiles is not rebuilt by itself) --
+
+    @property
+    def max_file_bytes(self) -> int:
+        return self._max_file_bytes
+
+    @max_file_bytes.setter
+    def max_file_bytes(self, value: int) -> None:
+        self._max_file_bytes = value
+        for index in self.indexes.values():
+            index.max_file_bytes = value
+
+    @property
+    def max_files(self) -> int:
+        return self._max_files
+
+    @max_files.setter
+    def max_files(self, value: int) -> None:
+        self._max_files = value
+        for index in self.indexes.values():
+            index.max_files = value
+
+    @property
+    def max_definitions(self) -> int:
+        return self._max_definitions
+
+    @max_definitions.setter
+    def max_definitions(self, value: int) -> None:
+        self._max_definitions = value
+        for index in self.indexes.values():
+            index.max_definitions = value
 
     # -- workspace folders --
 
@@ -73,7 +121,12 @@ class WorkspaceContext:
         for root in sorted(wanted - set(self.indexes)):
             if not os.path.isdir(root):
                 continue
-            index = WorkspaceIndex(root, max_file_bytes=self.max_file_bytes)
+            index = WorkspaceIndex(
+                root,
+                max_file_bytes=self.max_file_bytes,
+                max_files=self.max_files,
+                max_definitions=self.max_definitions,
+            )
             self.indexes[root] = index
             cancel = self._cancels[root] = threading.Event()
             threading.Thread(
@@ -156,7 +209,9 @@ class WorkspaceContext:
 
     def files_changed(self, events: list[tuple[str, str]], is_open: Callable[[str], bool]) -> None:
         """Files created, changed or deleted on disk (``(uri, "created"|"changed"|"deleted")``);
-        open documents are the editor's business and are left alone."""
+        open documents are the editor's business and are left alone. Up to
+        ``FILE_EVENTS_ON_LOOP`` files are re-read here, more on a thread of their own."""
+        updates: list[tuple[WorkspaceIndex, str]] = []
         for uri, kind in events:
             found = self.index_for(uri)
             if found is None or (kind != "deleted" and is_open(uri)):
@@ -166,7 +221,31 @@ class WorkspaceContext:
                 index.remove_file(rel)
                 self.activity.forget(rel)
             else:
+                updates.append(found)
+        if len(updates) <= FILE_EVENTS_ON_LOOP:
+            for index, rel in updates:
                 index.update_file(rel)
+            return
+        self._updating = [thread for thread in self._updating if thread.is_alive()]
+        thread = threading.Thread(
+            target=self._update_from_disk,
+            args=(updates,),
+            name="codenook-index-update",
+            daemon=True,
+        )
+        self._updating.append(thread)
+        thread.start()
+
+    def _update_from_disk(self, updates: list[tuple[WorkspaceIndex, str]]) -> None:
+        for index, rel in updates:
+            if any(open_ is index for open_ in self.indexes.values()):  # still open
+                index.update_file(rel)
+
+    def wait_updates(self, timeout: float | None = None) -> bool:
+        """Wait for the bursts of file events being indexed; whether they are done."""
+        for thread in list(self._updating):
+            thread.join(timeout)
+        return not any(thread.is_alive() for thread in self._updating)
 
     def _update_later(self, uri: str) -> None:
         if self._schedule is None:
@@ -220,8 +299,9 @@ class WorkspaceContext:
             root: {
                 "state": index.state,
                 "files": len(index),
-                "definitions": index.stats.definitions,
+                "definitions": index.definition_count,
                 "seconds": round(index.stats.seconds, 2),
+                **({"stopped": index.stats.stopped} if index.stats.stopped else {}),
             }
             for root, index in self.indexes.items()
         }

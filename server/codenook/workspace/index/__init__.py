@@ -23,17 +23,27 @@ from codenook.workspace.index.files import (
     SKIP_DIRS,
     IgnoreRules,
     decode_source,
-    git_files,
+    is_inside,
     is_source_name,
     list_source_files,
     parse_gitignore,
+    read_regular,
+    read_source,
     walk_files,
 )
 from codenook.workspace.index.model import BuildStats, Definition, FileEntry, Import, Skipped
 from codenook.workspace.index.resolve import module_candidates
-from codenook.workspace.index.store import DEFAULT_MAX_FILE_BYTES, Progress, WorkspaceIndex
+from codenook.workspace.index.store import (
+    DEFAULT_MAX_DEFINITIONS,
+    DEFAULT_MAX_FILE_BYTES,
+    DEFAULT_MAX_FILES,
+    Progress,
+    WorkspaceIndex,
+)
 
 __all__ = [
+    "DEFAULT_MAX_DEFINITIONS",
+    "DEFAULT_MAX_FILES",
     "DEFAULT_MAX_FILE_BYTES",
     "IMPORT_DEPTH",
     "MAX_SIGNATURE_LINES",
@@ -48,13 +58,15 @@ __all__ = [
     "WorkspaceIndex",
     "decode_source",
     "extract",
-    "git_files",
     "imports_of",
     "index_files",
+    "is_inside",
     "is_source_name",
     "iter_identifiers",
     "list_source_files",
     "module_candidates",
     "parse_gitignore",
+    "read_regular",
+    "read_source",
     "walk_files",
 ]

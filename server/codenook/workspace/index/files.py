@@ -1,18 +1,24 @@
 """Which files the index reads: the user's own source code, not what tools put beside it.
 
 Dependencies, build output, generated and minified code would swamp the definitions a prompt
-can use, and cost a parse each. In a git work tree ``git ls-files`` already knows what is the
-user's; elsewhere a walker honours ``.gitignore`` files itself (a folder that is not a
-repository yet, or a copy of one). Contents are checked too: names do not reveal every
-generated or binary file.
+can use, and cost a parse each. A walker honours the ``.gitignore`` files (and
+``.git/info/exclude``) itself, as git would; contents are checked too: names do not reveal
+every generated or binary file.
+
+The folder is untrusted (docs/security.md): nothing here runs a program (not even ``git``,
+whose repository config can name commands to run), and only regular files inside the folder
+are read, opened without blocking, so that a FIFO, a device or a link to the server's own
+stdin can neither stall the index nor swallow the editor's messages.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import os
 import posixpath
 import re
-import subprocess
+import stat as stat_mode
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -79,23 +85,83 @@ def decode_source(data: bytes, path: str) -> str:
     return text
 
 
-def read_source(root: str, path: str, max_bytes: int) -> tuple[str, os.stat_result]:
-    """The text of a workspace file and its stat; Skipped when it is too big (checked
-    before and after reading: a file may grow meanwhile) or not worth indexing."""
-    full = os.path.join(root, path)
+MAX_IGNORE_FILE_BYTES = 1024 * 1024  # a .gitignore larger than this is not read
+
+# Never block (a FIFO), never become the controlling terminal (a tty), never leak into a
+# child process. O_NOFOLLOW is added where the path is already resolved.
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _real_root(root: str) -> str:
+    return os.path.realpath(root)
+
+
+def is_inside(root: str, path: str) -> bool:
+    """Whether ``path``, symbolic links resolved, lies inside the folder ``root``."""
+    real_root = _real_root(root)
+    real = os.path.realpath(path)
+    return real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
+def read_regular(path: str, max_bytes: int, *, follow: bool = True) -> tuple[bytes, os.stat_result]:
+    """The bytes of a regular file and its stat. Skipped("special") for anything else (a
+    FIFO, a device, a socket, a directory), decided by ``stat`` before the file is opened and
+    by ``fstat`` after (it may have been swapped meanwhile), so that reading never blocks;
+    Skipped("huge") over ``max_bytes`` (checked before and after reading: a file may grow
+    meanwhile); Skipped("unreadable") when it cannot be read."""
     try:
-        stat = os.stat(full)
-    except OSError:
+        before = os.stat(path) if follow else os.lstat(path)
+    except (OSError, ValueError):
         raise Skipped("unreadable") from None
-    if stat.st_size > max_bytes:
-        raise Skipped("huge")
+    if not stat_mode.S_ISREG(before.st_mode):
+        raise Skipped("special")
+    flags = _OPEN_FLAGS if follow else _OPEN_FLAGS | getattr(os, "O_NOFOLLOW", 0)
     try:
-        with open(full, "rb") as handle:
+        fd = os.open(path, flags)
+    except (OSError, ValueError):
+        raise Skipped("unreadable") from None
+    with open(fd, "rb", closefd=True) as handle:
+        after = os.fstat(fd)
+        if not stat_mode.S_ISREG(after.st_mode):
+            raise Skipped("special")
+        if after.st_size > max_bytes:
+            raise Skipped("huge")
+        try:
             data = handle.read(max_bytes + 1)
-    except OSError:
-        raise Skipped("unreadable") from None
+        except OSError:
+            raise Skipped("unreadable") from None
     if len(data) > max_bytes:
         raise Skipped("huge")
+    return data, after
+
+
+def read_source(root: str, path: str, max_bytes: int) -> tuple[str, os.stat_result]:
+    """The text of a workspace file and its stat; Skipped when it is not a regular file
+    ("special"), is one outside the folder reached through a link ("outside"), is too big
+    ("huge") or is not worth indexing.
+
+    A link to a regular file inside the folder is followed; the resolved path is then opened
+    without following links, so that a link swapped in meanwhile is not.
+    """
+    full = os.path.join(root, path)
+    try:
+        before = os.stat(full)
+    except (OSError, ValueError):
+        raise Skipped("unreadable") from None
+    if not stat_mode.S_ISREG(before.st_mode):
+        raise Skipped("special")
+    if not is_inside(root, full):
+        raise Skipped("outside")
+    if before.st_size > max_bytes:
+        raise Skipped("huge")
+    data, stat = read_regular(os.path.realpath(full), max_bytes, follow=False)
     return decode_source(data, path), stat
 
 
@@ -186,12 +252,16 @@ class IgnoreRules:
         self._by_dir: dict[str, list[_Rule]] = {}
 
     def load(self, root: str, rel_dir: str) -> None:
-        path = os.path.join(root, rel_dir, ".gitignore")
-        try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                rules = parse_gitignore(handle.read())
-        except OSError:
-            return
+        """The rules of ``rel_dir``'s ``.gitignore``; at the top also those of
+        ``.git/info/exclude``, which the top ``.gitignore`` overrides as in git."""
+        names = [".git/info/exclude", ".gitignore"] if rel_dir == "" else [".gitignore"]
+        rules: list[_Rule] = []
+        for name in names:
+            try:
+                data, _ = read_regular(os.path.join(root, rel_dir, name), MAX_IGNORE_FILE_BYTES)
+            except Skipped:  # missing, unreadable, or a FIFO or device planted there
+                continue
+            rules.extend(parse_gitignore(data.decode("utf-8", "replace")))
         if rules:
             self._by_dir[rel_dir] = rules
 
@@ -214,13 +284,19 @@ class IgnoreRules:
 
 
 def _skip_dir(name: str) -> bool:
-    """Also for ``git ls-files``: a committed ``vendor/`` or ``dist/`` is not the user's."""
+    """A directory never indexed, wherever it is: a committed ``vendor/`` or ``dist/`` is not
+    the user's code either."""
     return name in SKIP_DIRS or name.endswith(".egg-info")
 
 
 def walk_files(root: str) -> Iterator[str]:
-    """Source files under ``root`` (relative paths) where git cannot list them, honouring
-    ``.gitignore`` files as git would, in a stable order so that two builds agree."""
+    """Source files under ``root`` (relative paths), honouring ``.gitignore`` files as git
+    would, in a stable order so that two builds agree.
+
+    Directories are entered only when they are directories themselves, never through a
+    link. Every other entry with a source file's name is listed, links and special files
+    included, so that ``read_source`` decides (and counts) what is read.
+    """
     rules = IgnoreRules()
     stack = [""]
     while stack:
@@ -235,52 +311,17 @@ def walk_files(root: str) -> Iterator[str]:
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
             try:
                 is_dir = entry.is_dir(follow_symlinks=False)
-                is_file = entry.is_file(follow_symlinks=False)
             except OSError:
                 continue
             if is_dir:
                 if not _skip_dir(entry.name) and not rules.ignored(rel, True):
                     subdirs.append(rel)
-            elif is_file and is_source_name(entry.name) and not rules.ignored(rel, False):
+            elif is_source_name(entry.name) and not rules.ignored(rel, False):
                 yield rel
         stack.extend(reversed(subdirs))
 
 
-def git_files(root: str) -> list[str] | None:
-    """Tracked and untracked-but-not-ignored files, or None outside a git work tree."""
-    try:
-        inside = subprocess.run(
-            ["git", "-C", root, "rev-parse", "--is-inside-work-tree"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        if inside.returncode != 0 or inside.stdout.strip() != "true":
-            return None
-        listed = subprocess.run(
-            ["git", "-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            capture_output=True,
-            timeout=60,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if listed.returncode != 0:
-        return None
-    paths = []
-    for raw in listed.stdout.split(b"\0"):
-        if not raw:
-            continue
-        rel = raw.decode("utf-8", "surrogateescape")
-        parts = rel.split("/")
-        if any(_skip_dir(part) for part in parts[:-1]) or not is_source_name(parts[-1]):
-            continue
-        paths.append(rel)
-    return sorted(set(paths))
-
-
-def list_source_files(root: str) -> tuple[list[str], str]:
-    """The files to index and how they were listed ("git" or "walk")."""
-    listed = git_files(root)
-    if listed:  # none at all: the folder itself is ignored by an enclosing repository
-        return listed, "git"
-    return list(walk_files(root)), "walk"
+def list_source_files(root: str, limit: int | None = None) -> tuple[list[str], str]:
+    """The files to index (at most ``limit``) and how they were listed (always "walk" now:
+    git is not run in an untrusted folder, see docs/security.md)."""
+    return list(itertools.islice(walk_files(root), limit)), "walk"

@@ -64,8 +64,9 @@ class BuildStats:
     definitions: int = 0
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
     seconds: float = 0.0
-    listing: str = ""  # "git" or "walk"
+    listing: str = ""  # how the files were listed: "walk"
     workers: int = 0
+    stopped: str = ""  # the setting that stopped the build before the end ("index.maxFiles")
 
     def summary(self) -> str:
         skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items()))
@@ -73,6 +74,12 @@ class BuildStats:
             f"{self.files} files, {self.definitions} definitions in {self.seconds:.1f} s"
             f" ({self.listing}, {self.workers or 'no'} worker processes)"
             + (f"; skipped: {skipped}" if skipped else "")
+            + (
+                f"; stopped at {self.files} files ({self.stopped}): the rest of the folder"
+                " is not indexed"
+                if self.stopped
+                else ""
+            )
         )
 
 

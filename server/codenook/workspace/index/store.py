@@ -20,12 +20,18 @@ from collections.abc import Callable
 from tree_sitter import Tree
 
 from codenook.uris import fs_path, is_uri
+from codenook.workspace.index import worker as worker_process
 from codenook.workspace.index.extract import extract, index_file, index_files
 from codenook.workspace.index.files import is_source_name, list_source_files
 from codenook.workspace.index.model import BuildStats, Definition, FileEntry, Skipped
 from codenook.workspace.index.resolve import module_candidates
 
 DEFAULT_MAX_FILE_BYTES = 1024 * 1024
+# The index's memory is its definitions: about 1 KB each (measured on /usr: 25,091 files,
+# 966,188 definitions, 1.1 GB), so these bound it to a few hundred MB.
+DEFAULT_MAX_FILES = 20_000
+DEFAULT_MAX_DEFINITIONS = 300_000
+LISTING_FACTOR = 2  # names listed per file indexed at most: some are skipped when read
 BATCH_FILES = 8  # files per request to an indexing worker process
 
 Progress = Callable[[int, int], None]
@@ -35,13 +41,21 @@ class WorkspaceIndex:
     """Definitions and imports of one workspace folder, readable from any thread."""
 
     def __init__(
-        self, root: str | os.PathLike[str], *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+        self,
+        root: str | os.PathLike[str],
+        *,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        max_files: int = DEFAULT_MAX_FILES,
+        max_definitions: int = DEFAULT_MAX_DEFINITIONS,
     ):
         self.root = os.path.abspath(os.fspath(root))
         self.root_name = os.path.basename(self.root.rstrip(os.sep))
         self.max_file_bytes = max_file_bytes
+        self.max_files = max_files  # files the index holds at most (index.maxFiles)
+        self.max_definitions = max_definitions  # and definitions (index.maxDefinitions)
         self._lock = threading.Lock()
         self._files: dict[str, FileEntry] = {}
+        self._definition_count = 0
         self._by_name: dict[str, dict[str, tuple[Definition, ...]]] = {}
         self._by_basename: dict[str, set[str]] = {}
         self._dirs: dict[str, set[str]] = {}
@@ -78,10 +92,13 @@ class WorkspaceIndex:
         workspaces of 300 files or more, none for smaller ones; 0: parse on this thread).
         Entries become readable as they arrive; ``progress(done, total)`` is called after
         each batch of ``BATCH_FILES`` files, from this thread or a worker's driving thread.
+        The build stops adding files at ``max_files`` files or ``max_definitions``
+        definitions, and says so in ``BuildStats.stopped``.
         """
         started = time.perf_counter()
         self.state = "building"
-        paths, listing = list_source_files(self.root)
+        limit = self.max_files * LISTING_FACTOR
+        paths, listing = list_source_files(self.root, limit)
         stats = BuildStats(listing=listing)
         if workers is None:
             workers = min(4, os.cpu_count() or 1) if len(paths) >= 300 else 0
@@ -93,7 +110,10 @@ class WorkspaceIndex:
             nonlocal done
             for path, result in zip(batch, results, strict=True):
                 if isinstance(result, FileEntry):
-                    self._put(result)
+                    refused = self._put(result)
+                    if refused:
+                        stats.stopped = stats.stopped or refused
+                        continue
                     seen.add(path)
                     stats.files += 1
                     stats.definitions += len(result.definitions)
@@ -104,15 +124,20 @@ class WorkspaceIndex:
             if progress is not None:
                 progress(done, len(paths))
 
+        def stop() -> bool:
+            return bool(stats.stopped) or (cancel is not None and cancel.is_set())
+
         batches = [paths[i : i + BATCH_FILES] for i in range(0, len(paths), BATCH_FILES)]
         if workers > 0 and len(batches) > 1:
-            stats.workers = self._build_in_workers(batches, workers, take, cancel)
+            stats.workers = self._build_in_workers(batches, workers, take, stop)
         else:
             stats.workers = 0
             for batch in batches:
-                if cancel is not None and cancel.is_set():
+                if stop():
                     break
                 take(batch, index_files(self.root, batch, self.max_file_bytes))
+        if len(paths) >= limit and not stats.stopped:
+            stats.stopped = f"index.maxFiles; listing stopped at {limit} names"
         if cancel is None or not cancel.is_set():
             with self._lock:
                 stale = [path for path in self._files if path not in seen]
@@ -128,24 +153,21 @@ class WorkspaceIndex:
         batches: list[list[str]],
         workers: int,
         take: Callable[[list[str], list[FileEntry | str]], None],
-        cancel: threading.Event | None,
+        stop: Callable[[], bool],
     ) -> int:
         """Parse the batches in worker processes (see ``worker``).
 
         Each worker is driven by a thread of its own that sends one batch, waits for its
-        entries (without holding the interpreter lock) and hands them to ``take``. A worker
-        that fails leaves its batches to this process. Returns the workers that ran.
+        entries (without holding the interpreter lock) and hands them to ``take``, until
+        ``stop()``. A worker that fails leaves its batches to this process. Returns the
+        workers that ran.
         """
-        # Imported here: a worker runs that module with -m, which warns when the package
-        # it belongs to has imported it already.
-        from codenook.workspace.index import worker as worker_process
-
         pending = list(reversed(batches))
         lock = threading.Lock()
 
         def next_batch() -> list[str] | None:
             with lock:
-                if not pending or (cancel is not None and cancel.is_set()):
+                if not pending or stop():
                     return None
                 return pending.pop()
 
@@ -190,7 +212,9 @@ class WorkspaceIndex:
         self, path: str, text: str | None = None, tree: Tree | None = None
     ) -> FileEntry | None:
         """Re-index one file from ``text`` (and its current tree, when the caller has one),
-        or from disk when ``text`` is None. A file the index must skip is removed."""
+        or from disk when ``text`` is None. A file the index must skip is removed; a new
+        file is not added once the index holds ``max_files`` files or ``max_definitions``
+        definitions. Reading from disk never blocks (see ``files.read_source``)."""
         rel = self.relative(path) if os.path.isabs(path) or is_uri(path) else path
         if rel is None or not is_source_name(rel):
             return None
@@ -210,7 +234,8 @@ class WorkspaceIndex:
         except Skipped:
             self.remove_file(rel)
             return None
-        self._put(entry)
+        if self._put(entry):
+            return None
         return entry
 
     def remove_file(self, path: str) -> None:
@@ -222,17 +247,26 @@ class WorkspaceIndex:
             if old is None:
                 return
             self._unlink(old)
+            self._definition_count -= len(old.definitions)
             self._members.pop(rel, None)
             self._by_basename.get(posixpath.basename(rel), set()).discard(rel)
             self._dirs.get(posixpath.dirname(rel), set()).discard(rel)
             self._resolved.clear()
             self.generation += 1
 
-    def _put(self, entry: FileEntry) -> None:
+    def _put(self, entry: FileEntry) -> str:
+        """Store ``entry``; returns "" or, when it is a new file the limits leave out, the
+        setting that does."""
         with self._lock:
             old = self._files.get(entry.path)
+            if old is None:
+                if len(self._files) >= self.max_files:
+                    return "index.maxFiles"
+                if self._definition_count + len(entry.definitions) > self.max_definitions:
+                    return "index.maxDefinitions"
             if old is not None:
                 self._unlink(old)
+                self._definition_count -= len(old.definitions)
             else:
                 self._by_basename.setdefault(posixpath.basename(entry.path), set()).add(entry.path)
                 self._dirs.setdefault(posixpath.dirname(entry.path), set()).add(entry.path)
@@ -247,7 +281,9 @@ class WorkspaceIndex:
             for name, defs in grouped.items():
                 self._by_name.setdefault(name, {})[entry.path] = tuple(defs)
             self._members[entry.path] = {k: tuple(v) for k, v in children.items()}
+            self._definition_count += len(entry.definitions)
             self.generation += 1
+        return ""
 
     def _unlink(self, old: FileEntry) -> None:
         for name in {d.name for d in old.definitions}:
@@ -261,6 +297,11 @@ class WorkspaceIndex:
 
     def __len__(self) -> int:
         return len(self._files)
+
+    @property
+    def definition_count(self) -> int:
+        """Definitions the index holds (what its memory grows with)."""
+        return self._definition_count
 
     def get(self, path: str) -> FileEntry | None:
         return self._files.get(path)
