@@ -1,4 +1,5 @@
--- :Codenook status | task {text}. The server itself starts with require('codenook').setup{}.
+-- :Codenook status | cancel | trust [root] | task {text}. The server itself starts with
+-- require('codenook').setup{}.
 if vim.g.loaded_codenook then
   return
 end
@@ -8,7 +9,7 @@ vim.api.nvim_create_user_command('Codenook', function(opts)
   require('codenook.commands').run(opts)
 end, {
   nargs = '+',
-  desc = "codenook: status | cancel | task {text}",
+  desc = "codenook: status | cancel | trust [root] | task {text}",
   complete = function(arglead, cmdline)
     return require('codenook.commands').complete(arglead, cmdline)
   end,

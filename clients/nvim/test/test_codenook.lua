@@ -1023,6 +1023,173 @@ do
   end) ~= nil)
 end
 
+-- Trust: an untrusted workspace root gets no indexing and no agent tasks; :Codenook trust. ------
+
+do
+  -- The option's shapes, decided without a server.
+  local shapes = x([[
+    local c = require('codenook')
+    local root, saved = ..., c.config.trusted
+    local out = {}
+    c.config.trusted = nil; out.db_default = c.trusted(root)
+    c.config.trusted = true; out.all = c.trusted(root)
+    c.config.trusted = false; out.none = c.trusted(root)
+    c.config.trusted = { vim.fs.dirname(root) }; out.list_parent = c.trusted(root)
+    c.config.trusted = { root .. '-other' }; out.list_other = c.trusted(root)
+    c.config.trusted = function(r) return r == root end; out.fn = c.trusted(root)
+    c.config.trusted = function() error('boom') end; out.fn_error = c.trusted(root)
+    c.config.trusted = true; out.no_root = c.trusted(nil)
+    c.config.trusted = saved
+    out.restricted = c.restricted({ ['index.enabled'] = true, index = { maxFiles = 5 }, completion = { maxLines = 2 } })
+    return out
+  ]], tmp)
+  check(
+    'trusted: Neovim\'s trust database by default, true/false, a list of directories, a function (errors: untrusted), no root: untrusted',
+    shapes.db_default == false and shapes.all == true and shapes.none == false and shapes.list_parent == true
+      and shapes.list_other == false and shapes.fn == true and shapes.fn_error == false and shapes.no_root == false
+      and vim.deep_equal(shapes.restricted, { index = { maxFiles = 5, enabled = false }, completion = { maxLines = 2 } }),
+    vim.inspect(shapes)
+  )
+  -- The function's error was reported; keep it out of the notes checked below.
+  x([[T.notes = vim.tbl_filter(function(n) return not n.msg:find('trusted() function failed', 1, true) end, T.notes)]])
+
+  local proj = vim.uv.fs_realpath(tmp) .. '/proj'
+  vim.fn.mkdir(proj .. '/.git', 'p')
+  vim.fn.writefile({ 'def helper(x):', '    return x * 2' }, proj .. '/util.py')
+  vim.fn.writefile({ 'from util import helper', '', 'print(helper(2))' }, proj .. '/main.py')
+  x([[
+    T.configs = {}
+    vim.api.nvim_create_autocmd('LspNotify', { callback = function(a)
+      if a.data.method == 'workspace/didChangeConfiguration' then
+        table.insert(T.configs, { client_id = a.data.client_id, params = a.data.params })
+      end
+    end })
+  ]])
+  input('<Esc>')
+  x('vim.cmd.edit(...)', proj .. '/main.py')
+  local started = wait_for(20000, function()
+    return x([[
+      local c = T.client()
+      if not (c and c.initialized) then return nil end
+      return { id = c.id, root = c.root_dir, index = vim.tbl_get(c.settings, 'codenook', 'index', 'enabled') }
+    ]])
+  end)
+  check(
+    'a root that is not in Neovim\'s trust database gets its own server with index.enabled = false',
+    started and started.root == proj and started.index == false,
+    vim.inspect(started)
+  )
+  local told = x([[
+    for _, n in ipairs(T.notes) do
+      if n.msg:find('is not trusted', 1, true) then return n end
+    end
+  ]])
+  check(
+    'the user is told once, at INFO level, how to trust it',
+    told and told.level == vim.log.levels.INFO and told.msg:find(proj, 1, true) and told.msg:find(':Codenook trust', 1, true),
+    vim.inspect(told)
+  )
+  local stats = started and wait_for(60000, function()
+    local s = x('return T.stats()')
+    return s and s.state == 'idle' and s
+  end)
+  vim.wait(1000)
+  stats = x('return T.stats()')
+  check(
+    'the untrusted root is not indexed (codenook/stats has no index)',
+    stats and type(stats.index) == 'table' and next(stats.index) == nil,
+    vim.inspect(stats and stats.index)
+  )
+
+  -- set() cannot turn indexing on for it.
+  x([[T.configs = {}; require('codenook').set({ index = { enabled = true } })]])
+  local sent = x([[
+    local id = T.client().id
+    for _, e in ipairs(T.configs) do if e.client_id == id then return e.params end end
+  ]])
+  check(
+    'set({ index = { enabled = true } }) sends index.enabled = false to the untrusted root\'s server',
+    sent and vim.tbl_get(sent, 'settings', 'codenook', 'index', 'enabled') == false
+      and x([[return vim.tbl_get(T.client().settings, 'codenook', 'index', 'enabled')]]) == false,
+    vim.inspect(sent)
+  )
+
+  -- Agent tasks: refused in an untrusted root even when the server offers them.
+  local refused = x([[
+    local c = T.client()
+    local saved = c.server_capabilities.executeCommandProvider
+    c.server_capabilities.executeCommandProvider = { commands = { 'codenook.agentTask' } }
+    local n, sent = #T.notes, false
+    local orig = c.exec_cmd
+    c.exec_cmd = function() sent = true end
+    vim.cmd('Codenook task delete everything')
+    c.exec_cmd = orig
+    c.server_capabilities.executeCommandProvider = saved
+    return { note = T.notes[n + 1], sent = sent }
+  ]])
+  check(
+    ':Codenook task is refused in an untrusted root',
+    refused and not refused.sent and refused.note and refused.note.msg:find('not trusted', 1, true),
+    vim.inspect(refused)
+  )
+
+  -- :Codenook trust: Neovim's trust database, and the running server indexes at once.
+  x([[T.configs = {}]])
+  x('vim.cmd("Codenook trust")')
+  local db = table.concat(vim.fn.readfile(tmp .. '/state/nvim/trust'), '\n')
+  check(
+    ':Codenook trust records the root in Neovim\'s trust database as a directory',
+    db:find('directory ' .. proj, 1, true) ~= nil and x('return require("codenook").in_trust_database(...)', proj) == true,
+    db
+  )
+  local on = x([[
+    local id = T.client().id
+    for _, e in ipairs(T.configs) do if e.client_id == id then return e.params end end
+  ]])
+  check(
+    ':Codenook trust sends index.enabled = true to that root\'s server',
+    on and vim.tbl_get(on, 'settings', 'codenook', 'index', 'enabled') == true
+      and x([[return vim.tbl_get(T.client().settings, 'codenook', 'index', 'enabled')]]) ~= false,
+    vim.inspect(on)
+  )
+  local indexed = wait_for(30000, function()
+    local s = x('return T.stats()')
+    local entry = s and type(s.index) == 'table' and next(s.index) and s.index
+    return entry or nil
+  end)
+  check('after :Codenook trust the server indexes the root', indexed ~= nil, vim.inspect(x('return T.stats()')))
+  x([[T.notes = vim.tbl_filter(function(n) return not n.msg:find('is trusted', 1, true) end, T.notes)]])
+
+  -- Trusted from the start: a root in the database gets the real settings at once.
+  x([[
+    for _, c in ipairs(vim.lsp.get_clients({ name = 'codenook' })) do
+      if c.root_dir == ... then c:stop() end
+    end
+  ]], proj)
+  wait_for(5000, function()
+    return x('return #vim.lsp.get_clients({ name = "codenook", bufnr = 0 }) == 0')
+  end)
+  x('vim.cmd.edit({ bang = true })')
+  local again = wait_for(20000, function()
+    return x([[
+      local c = T.client()
+      if not (c and c.initialized) then return nil end
+      return { root = c.root_dir, index = vim.tbl_get(c.settings, 'codenook', 'index', 'enabled') or 'unset' }
+    ]])
+  end)
+  check(
+    'a root in Neovim\'s trust database starts with the real settings',
+    again and again.root == proj and again.index ~= false,
+    vim.inspect(again)
+  )
+  x([[
+    for _, c in ipairs(vim.lsp.get_clients({ name = 'codenook' })) do
+      if c.root_dir == ... then c:stop() end
+    end
+  ]], proj)
+  x('vim.cmd.buffer(vim.fn.bufnr(...))', sample)
+end
+
 -- :checkhealth codenook, and status() outside codenook buffers.
 do
   local report = x([[

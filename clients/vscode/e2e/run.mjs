@@ -141,6 +141,23 @@ function descendants(rootPid) {
   return out;
 }
 
+/** The command line of a process, as its words (empty when it is gone). */
+function commandLine(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((w) => w !== '');
+  } catch {
+    return [];
+  }
+}
+
+/** The `codenook serve` processes under code-server (the language server, with the model). */
+function codenookServers(rootPid) {
+  return descendants(rootPid).filter((pid) => {
+    const words = commandLine(pid);
+    return words.includes('serve') && words.some((w) => /(^|\/)codenook$/.test(w));
+  });
+}
+
 function alive(pid) {
   try {
     process.kill(pid, 0);
@@ -203,6 +220,7 @@ async function main() {
   mkdirSync(workspace, { recursive: true });
   const file = join(workspace, 'main.py');
   writeFileSync(file, ORIGINAL);
+  writeFileSync(join(workspace, 'README.md'), '# Notes\n\nNothing here needs a language model.\n');
   for (const other of OTHER_LANGUAGES) writeFileSync(join(workspace, other.file), other.text);
   const port = await freePort();
   writeFileSync(configFile, `bind-addr: 127.0.0.1:${port}\nauth: none\ncert: false\n`);
@@ -322,10 +340,27 @@ async function main() {
     await row.click();
     await page.locator('.monaco-editor .view-lines', { hasText: 'Return the sum' }).first().waitFor({ timeout: 30000 });
   };
+  // Opening a file of no language of the server must not start it (and load the model): the
+  // extension activates, asks `codenook languages --json` and waits for a Python file.
+  const statusItem = page.locator('.statusbar-item', { hasText: 'codenook' }).first();
+  await check('a README opens without starting the server; the status bar says it waits', async () => {
+    const row = page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'README.md' });
+    await row.waitFor({ timeout: 60000 });
+    await row.click();
+    await page.locator('.monaco-editor .view-lines', { hasText: 'Nothing here needs' }).first().waitFor({ timeout: 30000 });
+    await statusItem.waitFor({ timeout: 60000 });
+    await sleep(3000);
+    const text = (await statusItem.innerText()).trim();
+    if (/starting|loading|idle|generating|not running/.test(text)) throw new Error(`status bar: ${JSON.stringify(text)}`);
+    const servers = codenookServers(codeServer.pid);
+    if (servers.length) throw new Error(`codenook serve runs: ${servers.map((p) => commandLine(p).join(' ')).join('; ')}`);
+    const tooltip = (await statusItem.getAttribute('aria-label')) ?? '';
+    return `status bar ${JSON.stringify(text)}; no codenook serve process${tooltip ? `; ${JSON.stringify(tooltip.slice(0, 100))}` : ''}`;
+  });
+
   const opened = await check('main.py opens in the editor', openMain);
   if (!opened) return;
 
-  const statusItem = page.locator('.statusbar-item', { hasText: 'codenook' }).first();
   await check('the status bar item shows the model state', async () => {
     await statusItem.waitFor({ timeout: 60000 });
     const seen = new Set();
@@ -339,6 +374,8 @@ async function main() {
         await sleep(1000);
         const toasts = await page.locator('.notifications-toasts .notification-list-item').allInnerTexts();
         if (toasts.length) throw new Error(`unexpected messages at start-up: ${JSON.stringify(toasts)}`);
+        const servers = codenookServers(codeServer.pid);
+        if (servers.length !== 1) throw new Error(`${servers.length} codenook serve processes after main.py opened`);
         return `${[...seen].join(' → ')}`;
       }
       if (/model failed|not running/.test(text)) throw new Error(`status bar: ${text}`);

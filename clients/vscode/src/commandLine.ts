@@ -198,3 +198,41 @@ export function checkoutFallback(
   const program = path.join(checkout, '.venv', 'bin', 'codenook');
   return isExecutable(program) ? { command: program, args: ['serve'] } : undefined;
 }
+
+/**
+ * The command that lists the server's languages without starting it: `serverCommand` with
+ * `languages --json` in place of `serve` and what follows it (`codenook serve --set k=v` →
+ * `codenook languages --json`, `python -m codenook serve` → `python -m codenook languages
+ * --json`). Undefined when there is no `serve` word to replace (a wrapper script): then the
+ * server's languages can only be learnt by starting it.
+ */
+export function languagesCommand(cmd: ServerCommand): ServerCommand | undefined {
+  const i = cmd.args.indexOf('serve');
+  if (i < 0) {
+    return undefined;
+  }
+  return { command: cmd.command, args: [...cmd.args.slice(0, i), 'languages', '--json'] };
+}
+
+/**
+ * The folder of `folders` that holds `file` (after resolving symbolic links, so a link in the
+ * workspace to a program elsewhere is not inside, and a link elsewhere into the workspace is),
+ * or undefined. In an untrusted workspace the server program must not come from there.
+ */
+export function folderHolding(file: string, folders: readonly string[]): string | undefined {
+  const real = (p: string) => {
+    try {
+      return fs.realpathSync(p);
+    } catch {
+      return path.resolve(p);
+    }
+  };
+  const target = real(file);
+  for (const folder of folders) {
+    const rel = path.relative(real(folder), target);
+    if (rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel))) {
+      return folder;
+    }
+  }
+  return undefined;
+}

@@ -23,6 +23,11 @@ export function agentTaskUnavailableMessage(caps: Capabilities | undefined): str
   );
 }
 
+/** Agent tasks change files and run for long: never in an untrusted workspace. */
+export const AGENT_TASK_RESTRICTED_MESSAGE =
+  'codenook: agent tasks are not available in Restricted Mode: this workspace is not trusted. ' +
+  'Trust it (Manage Workspace Trust) to run them.';
+
 export interface Position {
   line: number;
   character: number;

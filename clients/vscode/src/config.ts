@@ -42,9 +42,19 @@ export const SERVER_SETTINGS: readonly ServerSetting[] = [
   { key: 'context.crossFileTokens', type: 'integer', default: 1024, minimum: 0, maximum: 131072 },
   { key: 'index.enabled', type: 'boolean', default: true },
   { key: 'index.maxFileBytes', type: 'integer', default: 1048576, minimum: 1024, maximum: 2147483648 },
+  { key: 'index.maxFiles', type: 'integer', default: 20000, minimum: 1, maximum: 10000000 },
+  { key: 'index.maxDefinitions', type: 'integer', default: 300000, minimum: 1, maximum: 100000000 },
   { key: 'documents.maxFileBytes', type: 'integer', default: 2097152, minimum: 1024, maximum: 2147483648 },
   { key: 'trace.prompts', type: 'boolean', default: false },
 ];
+
+/**
+ * Server settings forced in an untrusted workspace (VS Code's Restricted Mode): the folder may
+ * be hostile, so the server must not walk and parse it in the background. What the editor has
+ * open is still completed, explained and refactored. Agent tasks, once the server has them,
+ * are refused by the extension itself.
+ */
+export const RESTRICTED_SETTINGS: Readonly<Record<string, SettingValue>> = { 'index.enabled': false };
 
 /** Keys under `codenook.` that only the extension reads; never sent to the server. */
 export const CLIENT_SETTINGS = ['serverCommand', 'enable', 'trace.server'] as const;
@@ -176,4 +186,17 @@ export function isLanguageEnabled(enable: unknown, languageId: string): boolean 
     return map['*'] as boolean;
   }
   return true;
+}
+
+/**
+ * `get` as the server should see it: in an untrusted workspace the keys of RESTRICTED_SETTINGS
+ * read as their restricted value whatever the user or the workspace set. Every path to the
+ * server (initializationOptions, didChangeConfiguration, workspace/configuration) reads
+ * through this.
+ */
+export function withTrust(get: ConfigGetter, trusted: boolean): ConfigGetter {
+  if (trusted) {
+    return get;
+  }
+  return (key) => (Object.prototype.hasOwnProperty.call(RESTRICTED_SETTINGS, key) ? RESTRICTED_SETTINGS[key] : get(key));
 }

@@ -1,9 +1,13 @@
-// The VS Code side: start `codenook serve` through vscode-languageclient, keep its settings in
-// sync, show its status, offer the commands. Everything that can be decided without VS Code
-// lives in config.ts, commandLine.ts, status.ts and commands.ts, which the unit tests load
-// directly; this file only wires them to the editor.
+// The VS Code side: ask `codenook languages --json` which languages the server serves, start
+// `codenook serve` through vscode-languageclient once a document of one of them is open, keep
+// its settings in sync (Restricted Mode included), show its status, offer the commands.
+// Everything that can be decided without VS Code lives in config.ts, commandLine.ts,
+// protocol.ts, status.ts and commands.ts, which the unit tests load directly; this file only
+// wires them to the editor.
 
+import { execFile } from 'node:child_process';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import * as readline from 'node:readline';
 import * as vscode from 'vscode';
 import {
@@ -27,12 +31,15 @@ import {
   checkoutFallback,
   CommandLineError,
   findExecutable,
+  folderHolding,
   formatCommand,
+  languagesCommand,
   parseServerCommand,
   type ServerCommand,
 } from './commandLine';
 import {
   AGENT_TASK_COMMAND,
+  AGENT_TASK_RESTRICTED_MESSAGE,
   agentTaskArguments,
   agentTaskUnavailableMessage,
   needsInstruction,
@@ -46,12 +53,15 @@ import {
   isLanguageEnabled,
   nest,
   readServerSettings,
+  withTrust,
 } from './config';
 import {
   advertisedLanguages,
   broadSelector,
   CLIENT_EXPERIMENTAL,
+  documentWanted,
   languageNames,
+  parseLanguagesOutput,
   parseProblem,
   PROBLEM_NOTIFICATION,
   problemLevel,
@@ -79,6 +89,11 @@ const POLL_MS = 1000;
 /** Crashes of a running server within this window before it is no longer restarted. */
 const CRASH_WINDOW_MS = 3 * 60 * 1000;
 const MAX_CRASHES = 3;
+/** `codenook languages --json` takes about 0.1 s; a cold Python on a slow disk, a few seconds. */
+const LANGUAGES_TIMEOUT_MS = 20000;
+const MANAGE_TRUST = 'Manage Workspace Trust';
+const START_NOW = 'Start Now';
+const RESTRICTED_LINE = 'Restricted Mode (untrusted workspace): no workspace indexing, no agent tasks.';
 
 /**
  * The language client shows its own "couldn't create connection to server" notification when
@@ -95,13 +110,13 @@ class CodenookLanguageClient extends LanguageClient {
 /**
  * codenook's part of the handshake. It announces `experimental.codenook.problems`, so the
  * server sends `codenook/problem` (with a code and the setting to open) instead of
- * window/showMessage. And it narrows the document selector to the languages the server
- * advertises: the client starts on every file (`broadSelector`) because the list is the
- * server's alone, and preInitialize runs after the initialize result has come and before any
- * feature registers or any document is opened, so no other document ever reaches the server.
- * That costs no second process (unlike asking `codenook languages --json` first) and works for
- * any serverCommand, wrappers included. The selector array is the one the client was built
- * with, replaced in place, so a restart narrows it again from that server's own answer.
+ * window/showMessage. And it follows the languages the server advertises in its initialize
+ * result: the client is built with the selector of the languages `codenook languages --json`
+ * listed (or, when that could not be asked, with every file), and preInitialize, which runs
+ * after the initialize result has come and before any feature registers or any document is
+ * opened, replaces it with the advertised list should that differ (the server was updated in
+ * between) or narrows the every-file selector. The selector array is the one the client was
+ * built with, replaced in place; a server that advertises nothing leaves it as it is.
  */
 class CodenookFeature implements StaticFeature {
   constructor(private readonly advertised: (languages: ServerLanguage[] | undefined) => void) {}
@@ -113,9 +128,8 @@ class CodenookFeature implements StaticFeature {
 
   preInitialize(capabilities: ServerCapabilities, documentSelector: DocumentSelector | undefined): void {
     const languages = advertisedLanguages(capabilities);
-    if (Array.isArray(documentSelector)) {
-      const narrowed = languages === undefined ? broadSelector() : selectorFor(languages);
-      (documentSelector as unknown[]).splice(0, documentSelector.length, ...narrowed);
+    if (languages !== undefined && Array.isArray(documentSelector)) {
+      (documentSelector as unknown[]).splice(0, documentSelector.length, ...selectorFor(languages));
     }
     this.advertised(languages);
   }
@@ -137,8 +151,18 @@ function config(): vscode.WorkspaceConfiguration {
   return vscode.workspace.getConfiguration('codenook');
 }
 
-function getter(key: string): unknown {
+function rawGetter(key: string): unknown {
   return config().get(key);
+}
+
+/** Whether the workspace is trusted (not Restricted Mode). */
+function trusted(): boolean {
+  return vscode.workspace.isTrusted !== false;
+}
+
+/** The settings as the server may see them: in Restricted Mode without workspace indexing. */
+function getter(key: string): unknown {
+  return withTrust(rawGetter, trusted())(key);
 }
 
 function openSetting(key: string): Thenable<unknown> {
@@ -150,6 +174,22 @@ function workspaceFolderPath(): string | undefined {
   return folder?.uri.fsPath;
 }
 
+/**
+ * The working directory of the server and of `codenook languages`: the workspace folder, but in
+ * Restricted Mode the home folder, because an interpreter may take modules from its working
+ * directory (`python -m codenook serve` puts it first on sys.path).
+ */
+function serverCwd(): string | undefined {
+  return trusted() ? workspaceFolderPath() : os.homedir();
+}
+
+function workspaceFolderPaths(): string[] {
+  return (vscode.workspace.workspaceFolders ?? []).filter((f) => f.uri.scheme === 'file').map((f) => f.uri.fsPath);
+}
+
+/** Where the server is in its life: see begin() and documentOpened(). */
+type Phase = 'idle' | 'asking' | 'waiting' | 'started';
+
 export class Controller implements vscode.Disposable {
   readonly output: vscode.LogOutputChannel;
   readonly statusItem: vscode.StatusBarItem;
@@ -157,8 +197,18 @@ export class Controller implements vscode.Disposable {
   private state: ClientState = { kind: 'starting' };
   private model: string | null | undefined;
   private sentSettings: FlatSettings = {};
-  /** What the running server advertised (undefined: nothing, or not started yet). */
+  /**
+   * The server's languages: from `codenook languages --json` before it starts, then from its
+   * initialize result. Undefined: not known (the question failed, the server advertises none).
+   */
   languages: ServerLanguage[] | undefined;
+  phase: Phase = 'idle';
+  /** The command of the current begin(), resolved; what doStart runs. */
+  private command: ServerCommand | undefined;
+  /** JSON of the codenook.serverCommand setting the current begin() read. */
+  private commandSetting: string | undefined;
+  /** Bumped by every begin() and stop(): a queued start of an older one does nothing. */
+  private generation = 0;
   private gotNotification = false;
   private crashes: number[] = [];
   private running = false;
@@ -195,6 +245,8 @@ export class Controller implements vscode.Disposable {
     register('codenook.showOutput', () => this.output.show(true));
     this.disposables.push(
       vscode.workspace.onDidChangeConfiguration((e) => this.configurationChanged(e)),
+      vscode.workspace.onDidOpenTextDocument((doc) => this.documentOpened(doc)),
+      vscode.workspace.onDidGrantWorkspaceTrust(() => void this.trustGranted()),
     );
   }
 
@@ -206,15 +258,20 @@ export class Controller implements vscode.Disposable {
     return this.queue;
   }
 
-  start(): Promise<void> {
-    return this.serialize(() => this.doStart());
+  /**
+   * Ask the server's languages (`codenook languages --json`, no model), then start the server
+   * as soon as a document of one of them is open; until then nothing runs. This is what
+   * activation does: opening a README or a commit message must not load a 48 GB model.
+   */
+  begin(): Promise<void> {
+    return this.serialize(() => this.doBegin());
   }
 
   stop(): Promise<void> {
     return this.serialize(() => this.doStop());
   }
 
-  /** Resolves when the start, stop or restart asked for so far has finished. */
+  /** Resolves when the begin, start, stop or restart asked for so far has finished. */
   settled(): Promise<void> {
     return this.queue;
   }
@@ -223,15 +280,72 @@ export class Controller implements vscode.Disposable {
     return this.serialize(async () => {
       await this.doStop();
       this.crashes = [];
-      await this.doStart();
+      await this.doBegin();
     });
   }
 
-  private async doStart(): Promise<void> {
-    this.setState({ kind: 'starting' });
-    this.gotNotification = false;
+  private async doBegin(): Promise<void> {
+    const generation = ++this.generation;
     this.model = undefined;
     this.languages = undefined;
+    this.command = undefined;
+    this.commandSetting = JSON.stringify(config().get('serverCommand') ?? null);
+    const command = this.resolveCommand();
+    if (command === undefined) {
+      this.phase = 'idle';
+      return;
+    }
+    this.command = command;
+    this.phase = 'asking';
+    this.setState({ kind: 'waiting' });
+    const languages = await this.askLanguages(command);
+    if (generation !== this.generation) {
+      return;
+    }
+    this.languages = languages;
+    this.phase = 'waiting';
+    if (vscode.workspace.textDocuments.some((doc) => this.wants(doc))) {
+      await this.doStart(command);
+      return;
+    }
+    this.setState({ kind: 'waiting', languages: languages && languageNames(languages) });
+    this.output.info(
+      languages === undefined
+        ? 'the server starts when a file opens'
+        : `the server starts when a file of its languages opens: ${languageNames(languages)}`,
+    );
+  }
+
+  private wants(doc: vscode.TextDocument): boolean {
+    return documentWanted(this.languages, doc);
+  }
+
+  /** A document opened: the first one the server serves starts it. */
+  private documentOpened(doc: vscode.TextDocument): void {
+    if (this.phase === 'waiting' && this.wants(doc)) {
+      void this.startNow();
+    }
+  }
+
+  /** Start a server that waits for a document (a document opened, or Show Status → Start Now). */
+  private startNow(): Promise<void> {
+    if (this.phase !== 'waiting') {
+      return this.settled();
+    }
+    this.phase = 'started';
+    const generation = this.generation;
+    return this.serialize(async () => {
+      if (generation === this.generation && this.command !== undefined) {
+        await this.doStart(this.command);
+      }
+    });
+  }
+
+  /**
+   * codenook.serverCommand as a program that exists, or undefined after saying what is wrong
+   * (the server is then "not running" until the setting changes or Restart Server).
+   */
+  private resolveCommand(): ServerCommand | undefined {
     let command: ServerCommand;
     const raw = config().get('serverCommand');
     try {
@@ -239,16 +353,23 @@ export class Controller implements vscode.Disposable {
     } catch (error) {
       const why = error instanceof CommandLineError ? error.message : String(error);
       this.notRunning(`codenook.serverCommand is not usable: ${why}`, 'codenook.serverCommand');
-      return;
+      return undefined;
     }
-    if (process.platform !== 'win32' && findExecutable(command.command, process.env.PATH) === undefined) {
+    if (process.platform === 'win32') {
+      return trusted() || folderHolding(command.command, workspaceFolderPaths()) === undefined
+        ? command
+        : this.refuseWorkspaceProgram(command.command);
+    }
+    let found = findExecutable(command.command, process.env.PATH);
+    if (found === undefined) {
       const fallback = checkoutFallback(raw, BUILD_CHECKOUT);
       if (fallback !== undefined) {
         this.output.info(`'${command.command}' is not on PATH; using the checkout this extension was built in`);
         command = fallback;
+        found = findExecutable(command.command, process.env.PATH);
       }
     }
-    if (process.platform !== 'win32' && findExecutable(command.command, process.env.PATH) === undefined) {
+    if (found === undefined) {
       const where = command.command.includes('/') ? 'does not exist or is not executable' : 'was not found on PATH';
       this.notRunning(
         `the server command '${command.command}' ${where} (codenook.serverCommand is ` +
@@ -256,14 +377,82 @@ export class Controller implements vscode.Disposable {
           `install, e.g. /path/to/codenook/.venv/bin/codenook serve.`,
         'codenook.serverCommand',
       );
-      return;
+      return undefined;
     }
+    // The program as found (an absolute path for a bare name): the child's cwd is the workspace
+    // folder, where a relative PATH entry would find something else.
+    command = { command: path.resolve(found), args: command.args };
+    if (!trusted() && folderHolding(command.command, workspaceFolderPaths()) !== undefined) {
+      return this.refuseWorkspaceProgram(command.command);
+    }
+    return command;
+  }
+
+  /** Restricted Mode: a program inside the workspace is the workspace's to choose, not run. */
+  private refuseWorkspaceProgram(program: string): undefined {
+    const folder = folderHolding(program, workspaceFolderPaths());
+    this.notRunning(
+      `the server command '${program}' is inside the workspace folder ${folder}, and this ` +
+        'workspace is not trusted (Restricted Mode): codenook runs no program from it. ' +
+        'Trust the workspace, or point codenook.serverCommand at a codenook outside it.',
+      'codenook.serverCommand',
+    );
+    return undefined;
+  }
+
+  /**
+   * `codenook languages --json` with the server's own command: the languages, or undefined
+   * after a warning when they cannot be asked (an older server without the subcommand, a
+   * wrapper command without a `serve` word): the server then starts on the first file and
+   * serves the languages its initialize result advertises.
+   */
+  private async askLanguages(command: ServerCommand): Promise<ServerLanguage[] | undefined> {
+    const query = languagesCommand(command);
+    const fallback =
+      'the server starts on the first file that opens, of any language, and then serves the ' +
+      'languages its initialize result advertises';
+    if (query === undefined) {
+      this.output.warn(
+        `cannot ask the server for its languages: codenook.serverCommand '${formatCommand(command)}' has no ` +
+          `"serve" word to replace with "languages --json"; ${fallback}`,
+      );
+      return undefined;
+    }
+    const result = await new Promise<ServerLanguage[] | Error>((resolve) => {
+      execFile(
+        query.command,
+        query.args,
+        { cwd: serverCwd(), timeout: LANGUAGES_TIMEOUT_MS, maxBuffer: 1 << 20, encoding: 'utf8' },
+        (error, stdout, stderr) => {
+          if (error) {
+            const last = String(stderr).trim().split('\n').pop() ?? '';
+            const why = error.killed ? `no answer within ${LANGUAGES_TIMEOUT_MS / 1000} s` : error.message.split('\n')[0];
+            resolve(new Error(last ? `${why}: ${last}` : why));
+            return;
+          }
+          resolve(parseLanguagesOutput(String(stdout)));
+        },
+      );
+    });
+    if (result instanceof Error) {
+      this.output.warn(`cannot ask the server for its languages (${formatCommand(query)}: ${result.message}); ${fallback}`);
+      return undefined;
+    }
+    this.output.info(`${formatCommand(query)}: ${languageNames(result)}`);
+    return result;
+  }
+
+  private async doStart(command: ServerCommand): Promise<void> {
+    this.phase = 'started';
+    this.setState({ kind: 'starting' });
+    this.gotNotification = false;
+    this.model = undefined;
     this.output.info(`starting: ${formatCommand(command)}`);
     this.stderr.clear();
     const serverOptions: ServerOptions = {
       command: command.command,
       args: command.args,
-      options: { cwd: workspaceFolderPath() },
+      options: { cwd: serverCwd() },
     };
     const client = new CodenookLanguageClient('codenook', 'codenook', serverOptions, this.clientOptions());
     client.registerFeature(new CodenookFeature((languages) => this.languagesAdvertised(languages)));
@@ -294,6 +483,8 @@ export class Controller implements vscode.Disposable {
   }
 
   private async doStop(): Promise<void> {
+    this.generation += 1;
+    this.phase = 'idle';
     this.stopPolling();
     const client = this.client;
     this.client = undefined;
@@ -309,8 +500,9 @@ export class Controller implements vscode.Disposable {
 
   private clientOptions(): LanguageClientOptions {
     return {
-      // Narrowed to the server's languages before any document is sent: see CodenookFeature.
-      documentSelector: broadSelector(),
+      // The languages `codenook languages --json` listed; every file when it could not be
+      // asked, narrowed before any document is sent (see CodenookFeature).
+      documentSelector: this.languages === undefined ? broadSelector() : selectorFor(this.languages),
       outputChannel: this.output,
       revealOutputChannelOn: RevealOutputChannelOn.Never,
       // The server's stderr is its log (not only errors); keep its tail for start-up failures.
@@ -344,6 +536,10 @@ export class Controller implements vscode.Disposable {
           return next(document, position, context, token);
         },
         executeCommand: async (command, args, next) => {
+          if (command === AGENT_TASK_COMMAND && !trusted()) {
+            void this.showRestricted(AGENT_TASK_RESTRICTED_MESSAGE);
+            return undefined;
+          }
           if (needsInstruction(command, args)) {
             const instruction = await vscode.window.showInputBox({
               title: 'codenook: Edit with instruction',
@@ -413,7 +609,7 @@ export class Controller implements vscode.Disposable {
   private render(): void {
     const view = statusBarView(this.state, this.model);
     this.statusItem.text = view.text;
-    this.statusItem.tooltip = view.tooltip;
+    this.statusItem.tooltip = trusted() ? view.tooltip : `${view.tooltip}\n${RESTRICTED_LINE}`;
     this.statusItem.backgroundColor =
       view.background === undefined
         ? undefined
@@ -503,11 +699,13 @@ export class Controller implements vscode.Disposable {
   }
 
   private languagesAdvertised(languages: ServerLanguage[] | undefined): void {
-    this.languages = languages;
-    if (languages === undefined) {
-      this.output.warn('the server does not advertise its languages (an older codenook?); it gets every file');
-    } else {
+    if (languages !== undefined) {
+      this.languages = languages;
       this.output.info(`the server supports: ${languageNames(languages)}`);
+    } else if (this.languages !== undefined) {
+      this.output.info(`the server does not advertise its languages; it gets those of \`codenook languages\`: ${languageNames(this.languages)}`);
+    } else {
+      this.output.warn('the server does not advertise its languages (an older codenook?); it gets every file');
     }
   }
 
@@ -557,11 +755,19 @@ export class Controller implements vscode.Disposable {
     if (!event.affectsConfiguration('codenook')) {
       return;
     }
-    if (event.affectsConfiguration('codenook.serverCommand')) {
+    if (
+      event.affectsConfiguration('codenook.serverCommand') &&
+      JSON.stringify(config().get('serverCommand') ?? null) !== this.commandSetting
+    ) {
       this.output.info('codenook.serverCommand changed: restarting the server');
       void this.restart();
       return;
     }
+    this.pushSettings();
+  }
+
+  /** Send the server what changed since it last heard (didChangeConfiguration), if running. */
+  private pushSettings(): void {
     const client = this.client;
     if (client === undefined || !this.running) {
       return;
@@ -578,10 +784,49 @@ export class Controller implements vscode.Disposable {
     void client.sendNotification(DidChangeConfigurationNotification.type, params);
   }
 
+  /**
+   * The user trusted the workspace: the server gets the real settings (workspace indexing on,
+   * the workspace's own model.path). A server command that now reads differently (the
+   * workspace's codenook.serverCommand counts from now on), or one refused in Restricted Mode,
+   * starts afresh.
+   */
+  private async trustGranted(): Promise<void> {
+    this.output.info('the workspace is trusted now: workspace indexing on');
+    if (JSON.stringify(config().get('serverCommand') ?? null) !== this.commandSetting) {
+      await this.restart();
+      return;
+    }
+    await this.settled();
+    if (this.client !== undefined && this.running) {
+      this.pushSettings();
+    } else if (this.state.kind === 'notRunning') {
+      await this.restart();
+    }
+    this.render();
+  }
+
+  private async showRestricted(message: string): Promise<void> {
+    const choice = await vscode.window.showWarningMessage(message, MANAGE_TRUST);
+    if (choice === MANAGE_TRUST) {
+      await vscode.commands.executeCommand('workbench.trust.manage');
+    }
+  }
+
   // -- commands -----------------------------------------------------------------------------
 
   private async showStatus(): Promise<void> {
     const client = this.client;
+    if (this.phase === 'waiting' && client === undefined) {
+      const which = this.languages === undefined ? 'a file' : `a file of its languages (${languageNames(this.languages)})`;
+      const choice = await vscode.window.showInformationMessage(
+        `codenook: not started yet; the server, and its model, starts when ${which} opens.`,
+        START_NOW,
+      );
+      if (choice === START_NOW) {
+        await this.startNow();
+      }
+      return;
+    }
     if (client === undefined || !this.running) {
       const reason = this.state.kind === 'notRunning' ? this.state.reason : 'the server is starting';
       const choice = await vscode.window.showWarningMessage(
@@ -606,6 +851,9 @@ export class Controller implements vscode.Disposable {
     type Item = vscode.QuickPickItem & { run?: () => unknown };
     const items: Item[] = statsSummary(stats).map((line) => ({ label: line.label, detail: line.detail }));
     items.push({ label: `Languages: ${languageNames(this.languages)}` });
+    if (!trusted()) {
+      items.push({ label: `$(shield) ${RESTRICTED_LINE}`, run: () => vscode.commands.executeCommand('workbench.trust.manage') });
+    }
     items.push(
       { label: 'Actions', kind: vscode.QuickPickItemKind.Separator },
       { label: '$(debug-restart) Restart server', run: () => this.restart() },
@@ -620,6 +868,10 @@ export class Controller implements vscode.Disposable {
   }
 
   private async runAgentTask(): Promise<void> {
+    if (!trusted()) {
+      await this.showRestricted(AGENT_TASK_RESTRICTED_MESSAGE);
+      return;
+    }
     const client = this.client;
     const caps = client?.initializeResult?.capabilities;
     if (client === undefined || !this.running) {
@@ -682,7 +934,7 @@ let controller: Controller | undefined;
 export function activate(context: vscode.ExtensionContext): Controller {
   controller = new Controller();
   context.subscriptions.push(controller);
-  void controller.start();
+  void controller.begin();
   return controller;
 }
 

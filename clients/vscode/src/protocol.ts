@@ -25,9 +25,10 @@ export interface DocumentFilter {
 }
 
 /**
- * Until the server has said which languages it supports: every file and untitled document.
- * Nothing is sent with it: the language client only opens documents once the initialize
- * result is in, and by then `narrowSelector` has replaced it with the server's languages.
+ * Every file and untitled document: the selector when the server's languages could not be
+ * asked before it started (`codenook languages --json` failed: an older server, a wrapper
+ * command). The language client opens documents only once the initialize result is in, and
+ * by then CodenookFeature has narrowed it to the languages the server advertises there.
  */
 export function broadSelector(): DocumentFilter[] {
   return [{ scheme: 'file' }, { scheme: 'untitled' }];
@@ -36,13 +37,10 @@ export function broadSelector(): DocumentFilter[] {
 const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
 
 /**
- * The languages an initialize result advertises, or undefined when it advertises none (a
- * server older than this field). Malformed entries are left out.
+ * A list of languages as `codenook languages --json` prints it and the initialize result
+ * advertises it, checked; undefined when `list` is not a list. Malformed entries are left out.
  */
-export function advertisedLanguages(capabilities: unknown): ServerLanguage[] | undefined {
-  const experimental = (capabilities as { experimental?: unknown } | undefined)?.experimental;
-  const codenook = (experimental as { codenook?: unknown } | undefined)?.codenook;
-  const list = (codenook as { languages?: unknown } | undefined)?.languages;
+export function parseLanguages(list: unknown): ServerLanguage[] | undefined {
   if (!Array.isArray(list)) {
     return undefined;
   }
@@ -54,6 +52,71 @@ export function advertisedLanguages(capabilities: unknown): ServerLanguage[] | u
     }
   }
   return out;
+}
+
+/**
+ * The languages an initialize result advertises, or undefined when it advertises none (a
+ * server older than this field). Malformed entries are left out.
+ */
+export function advertisedLanguages(capabilities: unknown): ServerLanguage[] | undefined {
+  const experimental = (capabilities as { experimental?: unknown } | undefined)?.experimental;
+  const codenook = (experimental as { codenook?: unknown } | undefined)?.codenook;
+  return parseLanguages((codenook as { languages?: unknown } | undefined)?.languages);
+}
+
+/**
+ * The output of `codenook languages --json`: the languages, or an Error that says what was
+ * wrong with it. An empty list counts as wrong (the server would then never start).
+ */
+export function parseLanguagesOutput(stdout: string): ServerLanguage[] | Error {
+  let decoded: unknown;
+  try {
+    decoded = JSON.parse(stdout);
+  } catch {
+    const first = stdout.trim().split('\n')[0] ?? '';
+    return new Error(first ? `it printed no JSON: ${first.slice(0, 120)}` : 'it printed nothing');
+  }
+  const languages = parseLanguages(decoded);
+  if (languages === undefined || languages.length === 0) {
+    return new Error('it printed no language list');
+  }
+  return languages;
+}
+
+/** What documentWanted reads of a VS Code TextDocument. */
+export interface DocumentInfo {
+  uri: { scheme: string; path: string };
+  languageId: string;
+}
+
+/**
+ * Whether opening `doc` should start the server: a file or untitled document of one of the
+ * server's languages, by language id or (files only) by extension, exactly what
+ * `selectorFor(languages)` selects. With `languages` undefined (they could not be asked) any
+ * file or untitled document starts it, as before the languages were asked. Other schemes
+ * (git, output, vscode-userdata, ...) never do.
+ */
+export function documentWanted(languages: readonly ServerLanguage[] | undefined, doc: DocumentInfo): boolean {
+  const scheme = doc.uri.scheme;
+  if (scheme !== 'file' && scheme !== 'untitled') {
+    return false;
+  }
+  if (languages === undefined) {
+    return true;
+  }
+  if (languages.some((l) => l.languageIds.includes(doc.languageId))) {
+    return true;
+  }
+  if (scheme !== 'file') {
+    return false;
+  }
+  const name = doc.uri.path.slice(doc.uri.path.lastIndexOf('/') + 1);
+  return languages.some((l) =>
+    l.extensions.some((e) => {
+      const ext = e.startsWith('.') ? e : `.${e}`;
+      return ext.length > 1 && name.endsWith(ext);
+    }),
+  );
 }
 
 /**

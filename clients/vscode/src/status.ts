@@ -11,6 +11,8 @@ export interface ServerStatus {
 
 /** What the extension itself knows about the server process. */
 export type ClientState =
+  /** Not started: it starts when a document of one of `languages` opens (see documentWanted). */
+  | { kind: 'waiting'; languages?: string }
   | { kind: 'starting' }
   | { kind: 'running'; status?: ServerStatus }
   | { kind: 'notRunning'; reason: string };
@@ -40,6 +42,13 @@ function formatNumber(value: number): string {
 export function statusBarView(state: ClientState, model?: string | null): StatusBarView {
   const modelLine = model ? `\nModel: ${model}` : '';
   const click = '\nClick for details.';
+  if (state.kind === 'waiting') {
+    const which = state.languages ? `a file of its languages (${state.languages})` : 'a file';
+    return {
+      text: '$(circle-outline) codenook',
+      tooltip: `codenook: not started; the server (and its model) starts when ${which} opens${click}`,
+    };
+  }
   if (state.kind === 'starting') {
     return {
       text: '$(loading~spin) codenook: starting',

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -7,7 +7,9 @@ import {
   checkoutFallback,
   CommandLineError,
   findExecutable,
+  folderHolding,
   formatCommand,
+  languagesCommand,
   parseServerCommand,
   splitCommandLine,
 } from '../src/commandLine';
@@ -95,4 +97,40 @@ test('checkoutFallback: only for the default command, only when the checkout has
   assert.equal(checkoutFallback(['codenook', 'serve'], '/src/codenook', exists), undefined);
   assert.equal(checkoutFallback(undefined, '/elsewhere', exists), undefined);
   assert.equal(checkoutFallback(undefined, undefined, exists), undefined);
+});
+
+test('languagesCommand: languages --json in place of serve and its flags; none without serve', () => {
+  assert.deepEqual(languagesCommand({ command: '/v/bin/codenook', args: ['serve'] }), { command: '/v/bin/codenook', args: ['languages', '--json'] });
+  assert.deepEqual(
+    languagesCommand({ command: '/v/bin/codenook', args: ['serve', '--set', 'model.path=/m.gguf', '--stdio'] }),
+    { command: '/v/bin/codenook', args: ['languages', '--json'] },
+  );
+  assert.deepEqual(languagesCommand({ command: 'python3', args: ['-m', 'codenook', 'serve'] }), { command: 'python3', args: ['-m', 'codenook', 'languages', '--json'] });
+  assert.deepEqual(languagesCommand({ command: 'uv', args: ['run', 'codenook', 'serve'] }), { command: 'uv', args: ['run', 'codenook', 'languages', '--json'] });
+  assert.equal(languagesCommand({ command: '/usr/local/bin/codenook-wrapper', args: [] }), undefined);
+  assert.equal(languagesCommand({ command: 'ssh', args: ['box', 'codenook-serve'] }), undefined);
+});
+
+test('folderHolding: inside a folder, through links, and not a sibling with the same prefix', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'codenook-folders-'));
+  try {
+    const ws = join(dir, 'ws');
+    const outside = join(dir, 'outside');
+    mkdirSync(join(ws, '.venv', 'bin'), { recursive: true });
+    mkdirSync(outside);
+    mkdirSync(join(dir, 'ws-other'));
+    writeFileSync(join(ws, '.venv', 'bin', 'codenook'), '');
+    writeFileSync(join(outside, 'codenook'), '');
+    symlinkSync(join(ws, '.venv', 'bin', 'codenook'), join(outside, 'into-ws'));
+    symlinkSync(join(outside, 'codenook'), join(ws, 'to-outside'));
+    assert.equal(folderHolding(join(ws, '.venv', 'bin', 'codenook'), [outside, ws]), ws);
+    assert.equal(folderHolding(join(ws, '.venv', 'bin', '..', 'bin', 'codenook'), [ws]), ws);
+    assert.equal(folderHolding(join(outside, 'codenook'), [ws]), undefined);
+    assert.equal(folderHolding(join(dir, 'ws-other', 'x'), [ws]), undefined, 'ws-other is not inside ws');
+    assert.equal(folderHolding(join(outside, 'into-ws'), [ws]), ws, 'a link into the workspace is in it');
+    assert.equal(folderHolding(join(ws, 'to-outside'), [ws]), undefined, 'a link out of it is not');
+    assert.equal(folderHolding(join(ws, 'x'), []), undefined);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

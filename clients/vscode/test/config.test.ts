@@ -12,7 +12,9 @@ import {
   isLanguageEnabled,
   nest,
   readServerSettings,
+  RESTRICTED_SETTINGS,
   SERVER_SETTINGS,
+  withTrust,
 } from '../src/config';
 import { contributedDefaults, packageJson, repoRoot } from './helpers';
 
@@ -112,7 +114,8 @@ test('package.json contributes exactly the server keys plus serverCommand, enabl
 });
 
 test('the extension activates on any language: it copies no language list from the server', () => {
-  // The server's initialize result narrows the documents it gets (see protocol.test.ts).
+  // Activation only asks `codenook languages --json`; the server starts for a document of
+  // those languages (see extension.test.ts).
   assert.deepEqual(packageJson.activationEvents, ['onLanguage']);
   const enable = packageJson.contributes.configuration.properties['codenook.enable'].markdownDescription ?? '';
   assert.doesNotMatch(enable, /`rust`|`go`|`python`/, 'codenook.enable does not list languages either');
@@ -146,4 +149,24 @@ test('the server in the repository still declares the same settings (drift check
     'server settings changed: update SERVER_SETTINGS in clients/vscode/src/config.ts and the ' +
       'contributes.configuration section of clients/vscode/package.json',
   );
+});
+
+test('withTrust: in Restricted Mode index.enabled reads false on every path to the server', () => {
+  const values = new Map(defaults);
+  values.set('index.enabled', true);
+  values.set('model.path', '/m.gguf');
+  const get = (k: string) => values.get(k);
+  assert.deepEqual(RESTRICTED_SETTINGS, { 'index.enabled': false });
+  assert.equal(withTrust(get, true), get, 'trusted: the settings as they are');
+  const restricted = withTrust(get, false);
+  assert.equal(restricted('index.enabled'), false);
+  assert.equal(restricted('model.path'), '/m.gguf');
+  const init = initializationOptions(restricted) as Record<string, Record<string, unknown>>;
+  assert.equal(init.index.enabled, false);
+  assert.equal((configurationAnswer('codenook', restricted) as Record<string, Record<string, unknown>>).index.enabled, false);
+  assert.equal(configurationAnswer('codenook.index.enabled', restricted), false);
+  // Trust granted: the change that turns indexing on.
+  assert.deepEqual(didChangeConfigurationParams(readServerSettings(restricted), readServerSettings(get)), {
+    settings: { codenook: { index: { enabled: true } } },
+  });
 });

@@ -1,14 +1,26 @@
 // The extension's wiring, against fakes of `vscode` and `vscode-languageclient/node`.
 import assert from 'node:assert/strict';
+import { mkdirSync, rmSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, beforeEach, test } from 'node:test';
 import { activate, type Controller, deactivate } from '../src/extension';
+import { selectorFor, type ServerLanguage } from '../src/protocol';
 import { errors, LanguageClient, server } from './fake/languageclient';
-import { fake } from './fake/vscode';
-import { contributedDefaults, packageJson, selects, serverLanguages } from './helpers';
+import { doc, fake } from './fake/vscode';
+import { codenookBin, contributedDefaults, fakeCodenook, packageJson, selects, serverLanguages } from './helpers';
 
 const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
 let controller: Controller;
 let subscriptions: { dispose(): void }[];
+/** The stand-in `codenook` the tests' serverCommand runs (for `languages --json` only). */
+let codenook: ReturnType<typeof fakeCodenook>;
+
+/** What the fake `codenook languages --json` prints unless a test says otherwise. */
+const FAKE_LANGUAGES: ServerLanguage[] = [
+  { name: 'python', languageIds: ['python'], extensions: ['.py', '.pyi'] },
+  { name: 'java', languageIds: ['java'], extensions: ['.java'] },
+];
 
 function statusItem() {
   assert.equal(fake.statusItems.length, 1);
@@ -32,8 +44,13 @@ beforeEach(() => {
   for (const [k, v] of contributedDefaults()) {
     fake.settings.set(k, v);
   }
-  // A program that exists, so the PATH check passes; the fake client never runs it.
-  fake.settings.set('serverCommand', [process.execPath, 'serve']);
+  // A program that exists and answers `languages --json`; the fake client never runs `serve`.
+  codenook = fakeCodenook();
+  process.env.CODENOOK_FAKE_LANGUAGES = JSON.stringify(FAKE_LANGUAGES);
+  process.env.CODENOOK_FAKE_LOG = codenook.log;
+  fake.settings.set('serverCommand', [codenook.program, 'serve']);
+  // A Python file is open, so activation starts the server (see the tests of the lazy start).
+  fake.documents = [doc('python', '/w/a.py')];
   server.handlers.set('codenook/stats', () => ({ state: 'loading', queueLength: 0, tokensPerSecond: 0, error: null }));
 });
 
@@ -42,6 +59,7 @@ afterEach(async () => {
   for (const s of subscriptions ?? []) {
     s.dispose();
   }
+  rmSync(codenook.dir, { recursive: true, force: true });
 });
 
 test('activation registers every command that package.json contributes, and only those', async () => {
@@ -54,12 +72,12 @@ test('activation registers every command that package.json contributes, and only
 });
 
 test('the server starts with serverCommand and the settings as initializationOptions', async () => {
-  fake.workspaceFolders = [{ uri: { scheme: 'file', fsPath: '/work/proj' } }];
+  fake.workspaceFolders = [{ uri: { scheme: 'file', fsPath: codenook.dir } }];
   await start({ 'completion.maxTokens': 16, enable: { '*': true } });
   const client = server.last;
-  assert.equal(client.serverOptions.command, process.execPath);
+  assert.equal(client.serverOptions.command, codenook.program);
   assert.deepEqual(client.serverOptions.args, ['serve']);
-  assert.deepEqual(client.serverOptions.options, { cwd: '/work/proj' });
+  assert.deepEqual(client.serverOptions.options, { cwd: codenook.dir });
   const init = client.initializationOptionsSent as Record<string, Record<string, unknown>>;
   assert.equal(init.completion.maxTokens, 16);
   assert.equal(init.model.path, '');
@@ -70,8 +88,10 @@ test('the server starts with serverCommand and the settings as initializationOpt
     { other: true, codenook: { problems: true } },
     'asks for codenook/problem instead of window/showMessage, keeping other experimental fields',
   );
-  // A server that advertises no languages (an older codenook) keeps getting every file.
-  assert.deepEqual(client.clientOptions.documentSelector, [{ scheme: 'file' }, { scheme: 'untitled' }]);
+  // The languages `codenook languages --json` printed, from the start; a server that
+  // advertises none in its initialize result leaves them as they are.
+  assert.deepEqual(client.clientOptions.documentSelector, selectorFor(FAKE_LANGUAGES));
+  assert.deepEqual(codenook.calls(), ['languages --json'], 'asked once, with languages --json in place of serve');
 });
 
 const JAVA_C_CPP_LUA = [
@@ -372,4 +392,254 @@ test('accept word / line and suggest map to the built-in inline suggestion comma
     fake.executed.map((e) => e.command),
     ['editor.action.inlineSuggest.acceptNextWord', 'editor.action.inlineSuggest.acceptNextLine', 'editor.action.inlineSuggest.trigger'],
   );
+});
+
+// -- the lazy start: `codenook languages --json` first, the server only for its documents ---------
+
+test('activation starts nothing for a README or a commit message; the first Java file starts the server', async () => {
+  fake.documents = [doc('markdown', '/w/README.md'), doc('git-commit', '/w/.git/COMMIT_EDITMSG')];
+  await start();
+  assert.equal(server.clients.length, 0, 'no language client, so no server and no model');
+  assert.deepEqual(codenook.calls(), ['languages --json'], 'only the languages were asked');
+  assert.equal(controller.phase, 'waiting');
+  assert.equal(statusItem().text, '$(circle-outline) codenook');
+  assert.match(String(statusItem().tooltip), /starts when a file of its languages \(python, java\) opens/);
+  assert.ok(fake.log.some((l) => /languages --json: python, java$/.test(l)), fake.log.join('\n'));
+
+  fake.openDocument(doc('markdown', '/w/CHANGES.md'));
+  fake.openDocument(doc('python', '/w/a.py', 'git')); // a diff view's old side
+  fake.openDocument(doc('python', 'codenook', 'output'));
+  await controller.settled();
+  assert.equal(server.clients.length, 0, 'other languages and other schemes start nothing');
+
+  fake.openDocument(doc('java', '/w/Main.java'));
+  await controller.settled();
+  assert.equal(server.clients.length, 1);
+  const client = server.last;
+  assert.ok(client.started);
+  const selector = client.clientOptions.documentSelector;
+  assert.ok(selects(selector, { scheme: 'file', languageId: 'java', path: '/w/Main.java' }));
+  assert.ok(!selects(selector, { scheme: 'file', languageId: 'markdown', path: '/w/README.md' }));
+  fake.openDocument(doc('python', '/w/b.py'));
+  await controller.settled();
+  assert.equal(server.clients.length, 1, 'one server');
+  assert.deepEqual(codenook.calls(), ['languages --json']);
+});
+
+test('the real `codenook languages --json`: a markdown document does not start the client; a java document does', async (t) => {
+  const languages = serverLanguages();
+  if (languages === undefined) {
+    t.skip('no .venv/bin/codenook (run make install)');
+    return;
+  }
+  fake.documents = [doc('markdown', '/w/README.md')];
+  await start({ serverCommand: [codenookBin, 'serve'] });
+  assert.equal(server.clients.length, 0, fake.log.join('\n'));
+  assert.equal(controller.languages?.length, languages.length);
+  fake.openDocument(doc('java', '/w/Main.java'));
+  await controller.settled();
+  assert.equal(server.clients.length, 1);
+  assert.deepEqual(server.last.clientOptions.documentSelector, selectorFor(languages), 'the server\'s languages from the start');
+  assert.deepEqual(server.last.serverOptions.args, ['serve']);
+});
+
+test('a document starts the server by language id, by extension, or untitled', async () => {
+  fake.documents = [];
+  await start();
+  fake.openDocument(doc('markdown', 'Untitled-1', 'untitled'));
+  await controller.settled();
+  assert.equal(server.clients.length, 0);
+  fake.openDocument(doc('plaintext', '/w/stubs.pyi'));
+  await controller.settled();
+  assert.equal(server.clients.length, 1, 'a .pyi file VS Code does not know the language of');
+
+  await controller.stop();
+  fake.documents = [];
+  await controller.restart();
+  assert.equal(server.clients.length, 1);
+  fake.openDocument(doc('python', 'Untitled-2', 'untitled'));
+  await controller.settled();
+  assert.equal(server.clients.length, 2, 'an untitled Python document');
+});
+
+test('when the languages cannot be asked (an older codenook): one warning, the first file starts it, the initialize result narrows it', async () => {
+  process.env.CODENOOK_FAKE_LANGUAGES = 'fail';
+  fake.documents = [];
+  await start();
+  assert.equal(server.clients.length, 0);
+  const warnings = () => fake.log.filter((l) => l.startsWith('warn: cannot ask the server for its languages'));
+  assert.equal(warnings().length, 1, fake.log.join('\n'));
+  assert.match(warnings()[0], /languages --json: .*invalid choice/);
+  assert.match(warnings()[0], /starts on the first file that opens/);
+  assert.equal(statusItem().text, '$(circle-outline) codenook');
+
+  server.capabilities = { experimental: { codenook: { languages: FAKE_LANGUAGES } } };
+  const original = LanguageClient.prototype.start;
+  let selectorAtStart: unknown;
+  LanguageClient.prototype.start = async function (this: InstanceType<typeof LanguageClient>) {
+    selectorAtStart = structuredClone(this.clientOptions.documentSelector);
+    await original.call(this);
+  };
+  try {
+    fake.openDocument(doc('markdown', '/w/README.md'));
+    await controller.settled();
+  } finally {
+    LanguageClient.prototype.start = original;
+  }
+  assert.equal(server.clients.length, 1, 'the previous behaviour: any first file starts it');
+  assert.deepEqual(selectorAtStart, [{ scheme: 'file' }, { scheme: 'untitled' }]);
+  assert.deepEqual(server.last.clientOptions.documentSelector, selectorFor(FAKE_LANGUAGES), 'narrowed before any document is sent');
+  fake.openDocument(doc('markdown', '/w/OTHER.md'));
+  await controller.settled();
+  assert.equal(warnings().length, 1, 'warned once');
+});
+
+test('a wrapper command without a "serve" word: not run for the languages, a warning, the first file starts it', async () => {
+  await start({ serverCommand: [codenook.program, 'wrapped-serve'] });
+  assert.deepEqual(codenook.calls(), [], 'nothing to ask with');
+  assert.ok(fake.log.some((l) => /warn: cannot ask .* has no "serve" word/.test(l)), fake.log.join('\n'));
+  assert.equal(server.clients.length, 1, 'a Python file is open');
+  assert.deepEqual(server.last.serverOptions.args, ['wrapped-serve']);
+});
+
+test('the languages are asked without serve\'s flags; the server gets them', async () => {
+  await start({ serverCommand: [codenook.program, 'serve', '--set', 'completion.maxLines=2'] });
+  assert.deepEqual(codenook.calls(), ['languages --json']);
+  assert.deepEqual(server.last.serverOptions.args, ['serve', '--set', 'completion.maxLines=2']);
+});
+
+test('Restart Server asks the languages again; Show Status → Start Now starts a waiting server', async () => {
+  fake.documents = [doc('markdown', '/w/README.md')];
+  await start();
+  await fake.commands.get('codenook.restartServer')!();
+  assert.deepEqual(codenook.calls(), ['languages --json', 'languages --json']);
+  assert.equal(server.clients.length, 0);
+  fake.answerMessage = 'Start Now';
+  await fake.commands.get('codenook.showStatus')!();
+  await controller.settled();
+  assert.match(fake.messages.at(-1)?.message ?? '', /not started yet.*python, java/);
+  assert.equal(server.clients.length, 1);
+});
+
+test('stopped while waiting: a document opened afterwards starts nothing', async () => {
+  fake.documents = [];
+  await start();
+  await deactivate();
+  fake.openDocument(doc('python', '/w/a.py'));
+  await tick();
+  assert.equal(server.clients.length, 0);
+});
+
+// -- Restricted Mode (an untrusted workspace) ----------------------------------------------------
+
+test('package.json declares limited support for untrusted workspaces and restricts the settings that name programs or files', () => {
+  const untrusted = packageJson.capabilities.untrustedWorkspaces;
+  assert.equal(untrusted.supported, 'limited');
+  assert.match(untrusted.description ?? '', /index/);
+  const restricted = untrusted.restrictedConfigurations ?? [];
+  for (const key of ['codenook.serverCommand', 'codenook.model.path']) {
+    assert.ok(restricted.includes(key), key);
+  }
+  const contributed = packageJson.contributes.configuration.properties;
+  for (const key of restricted) {
+    assert.ok(key in contributed, `${key} is a contributed setting`);
+  }
+});
+
+test('Restricted Mode: the server never gets workspace indexing, whatever the settings say', async () => {
+  fake.trusted = false;
+  fake.workspaceFolders = [{ uri: { scheme: 'file', fsPath: join(codenook.dir, 'ws') } }];
+  mkdirSync(join(codenook.dir, 'ws'));
+  await start({ 'index.enabled': true });
+  const client = server.last;
+  assert.deepEqual(client.serverOptions.options, { cwd: homedir() }, 'not the workspace: `python -m` would import from there');
+  const init = client.initializationOptionsSent as Record<string, Record<string, unknown>>;
+  assert.equal(init.index.enabled, false);
+  assert.equal(init.index.maxFileBytes, 1048576, 'the other index settings as they are');
+  const middleware = client.clientOptions.middleware.workspace.configuration;
+  const answers = await middleware({ items: [{ section: 'codenook' }, { section: 'codenook.index' }] }, undefined, async () => [{}, {}]);
+  assert.equal(answers[0].index.enabled, false);
+  assert.equal(answers[1].enabled, false);
+  fake.changeSettings({ 'index.enabled': true });
+  assert.equal(client.sent.length, 0, 'nothing to send: indexing stays off');
+  fake.changeSettings({ 'completion.maxLines': 3 });
+  assert.deepEqual(client.sent.at(-1)?.params, { settings: { codenook: { completion: { maxLines: 3 } } } });
+  assert.match(String(statusItem().tooltip), /Restricted Mode/);
+
+  // The user trusts the workspace: indexing on, the same server.
+  fake.grantTrust();
+  await tick();
+  await controller.settled();
+  assert.equal(server.clients.length, 1, 'no restart');
+  assert.deepEqual(client.sent.at(-1), {
+    method: 'workspace/didChangeConfiguration',
+    params: { settings: { codenook: { index: { enabled: true } } } },
+  });
+  const after = await middleware({ items: [{ section: 'codenook' }] }, undefined, async () => [{}]);
+  assert.equal(after[0].index.enabled, true);
+  assert.doesNotMatch(String(statusItem().tooltip), /Restricted Mode/);
+});
+
+test('Restricted Mode: trust granted while waiting for a document: the server starts with indexing', async () => {
+  fake.trusted = false;
+  fake.documents = [];
+  await start();
+  fake.grantTrust();
+  await tick();
+  await controller.settled();
+  assert.equal(server.clients.length, 0);
+  fake.openDocument(doc('python', '/w/a.py'));
+  await controller.settled();
+  const init = server.last.initializationOptionsSent as Record<string, Record<string, unknown>>;
+  assert.equal(init.index.enabled, true);
+});
+
+test('Restricted Mode: no agent task, even when the server offers one', async () => {
+  server.capabilities = { executeCommandProvider: { commands: ['codenook.agentTask'] } };
+  server.handlers.set('workspace/executeCommand', () => ({ message: 'done' }));
+  fake.trusted = false;
+  fake.answerInputBox = 'delete everything';
+  fake.answerMessage = 'Manage Workspace Trust';
+  await start();
+  await fake.commands.get('codenook.runAgentTask')!();
+  assert.equal(fake.inputBoxes.length, 0);
+  assert.match(fake.messages.at(-1)?.message ?? '', /not available in Restricted Mode/);
+  assert.deepEqual(fake.messages.at(-1)?.buttons, ['Manage Workspace Trust']);
+  assert.ok(fake.executed.some((e) => e.command === 'workbench.trust.manage'));
+  // Nor through workspace/executeCommand (a code action that would run it).
+  const executeCommand = server.last.clientOptions.middleware.executeCommand;
+  let ran = false;
+  await executeCommand('codenook.agentTask', [{ task: 'x' }], async () => {
+    ran = true;
+  });
+  assert.equal(ran, false);
+  assert.equal(server.last.requests.filter((r) => r.method === 'workspace/executeCommand').length, 0);
+});
+
+test('Restricted Mode: a server program inside the workspace is not run, not even for its languages', async () => {
+  fake.trusted = false;
+  fake.workspaceFolders = [{ uri: { scheme: 'file', fsPath: codenook.dir } }];
+  mkdirSync(join(codenook.dir, 'sub'));
+  for (const serverCommand of [[codenook.program, 'serve'], './codenook serve', '${workspaceFolder}/sub/../codenook serve']) {
+    fake.messages = [];
+    fake.statusItems = [];
+    await start({ serverCommand });
+    assert.equal(server.clients.length, 0, String(serverCommand));
+    assert.deepEqual(codenook.calls(), [], 'not run');
+    assert.match(fake.messages.at(-1)?.message ?? '', /inside the workspace folder .* not trusted \(Restricted Mode\)/);
+    assert.equal(statusItem().text, '$(error) codenook: not running');
+    await deactivate();
+    for (const s of subscriptions) {
+      s.dispose();
+    }
+  }
+  // Trusted, the same command runs.
+  fake.statusItems = [];
+  await start({ serverCommand: './codenook serve' });
+  assert.equal(server.clients.length, 0);
+  fake.grantTrust();
+  await tick();
+  await controller.settled();
+  assert.deepEqual(codenook.calls(), ['languages --json']);
+  assert.equal(server.clients.length, 1);
 });

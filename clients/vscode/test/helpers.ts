@@ -1,6 +1,7 @@
 // Shared by the tests: where the extension's folder is, and its package.json.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /** clients/vscode, from the bundled test file in clients/vscode/out/test/. */
@@ -20,6 +21,10 @@ export interface PackageJson {
   main: string;
   engines: { vscode: string };
   activationEvents: string[];
+  capabilities: {
+    untrustedWorkspaces: { supported: boolean | 'limited'; description?: string; restrictedConfigurations?: string[] };
+    virtualWorkspaces?: boolean;
+  };
   dependencies: Record<string, string>;
   devDependencies: Record<string, string>;
   contributes: {
@@ -76,3 +81,37 @@ export function selects(
   });
 }
 
+
+/**
+ * A stand-in for `codenook` in a new temporary folder, for the extension's start-up: its
+ * `languages --json` prints $CODENOOK_FAKE_LANGUAGES (or fails with exit 2, like a codenook
+ * without the subcommand, when that is `fail`), and every call appends its arguments to
+ * $CODENOOK_FAKE_LOG. The fake language client never runs `serve`.
+ */
+export function fakeCodenook(): { program: string; dir: string; log: string; calls(): string[] } {
+  const dir = mkdtempSync(join(tmpdir(), 'codenook-fake-'));
+  const program = join(dir, 'codenook');
+  const log = join(dir, 'calls.log');
+  writeFileSync(
+    program,
+    [
+      '#!/bin/sh',
+      'echo "$*" >> "${CODENOOK_FAKE_LOG:-/dev/null}"',
+      'if [ "$1" = languages ]; then',
+      '  if [ "$CODENOOK_FAKE_LANGUAGES" = fail ]; then',
+      '    echo "codenook: error: argument command: invalid choice: \'languages\'" >&2; exit 2',
+      '  fi',
+      '  printf "%s\\n" "$CODENOOK_FAKE_LANGUAGES"; exit 0',
+      'fi',
+      'exit 3',
+      '',
+    ].join('\n'),
+  );
+  chmodSync(program, 0o755);
+  return {
+    program,
+    dir,
+    log,
+    calls: () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter((l) => l !== '') : []),
+  };
+}

@@ -3,6 +3,8 @@ import { test } from 'node:test';
 import {
   advertisedLanguages,
   broadSelector,
+  documentWanted,
+  parseLanguagesOutput,
   parseProblem,
   problemLevel,
   problemSettingId,
@@ -92,4 +94,37 @@ test('parseProblem: the data the server sends, checked', () => {
   assert.equal(parseProblem(null), undefined);
   const odd = parseProblem({ type: 9, message: 'm', setting: 'x; rm' })!;
   assert.deepEqual(odd, { type: 1, message: 'm', code: '', setting: null }, 'an unknown type is an error; a bad setting is none');
+});
+
+test('parseLanguagesOutput: the list `codenook languages --json` prints, or why not', () => {
+  assert.deepEqual(parseLanguagesOutput(`${JSON.stringify(TWO)}\n`), TWO);
+  const notJson = parseLanguagesOutput('usage: codenook [-h] {serve,complete}\ncodenook: error: invalid choice');
+  assert.ok(notJson instanceof Error);
+  assert.match(notJson.message, /no JSON: usage: codenook/);
+  assert.match((parseLanguagesOutput('') as Error).message, /printed nothing/);
+  assert.match((parseLanguagesOutput('[]') as Error).message, /no language list/, 'an empty list would never start the server');
+  assert.match((parseLanguagesOutput('{"python": 1}') as Error).message, /no language list/);
+});
+
+test('documentWanted: what the selector would select starts the server; nothing else does', () => {
+  const file = (languageId: string, path: string, scheme = 'file') => ({ uri: { scheme, path }, languageId });
+  assert.equal(documentWanted(TWO, file('python', '/w/a.py')), true);
+  assert.equal(documentWanted(TWO, file('c++', '/w/a.weird')), true, 'by language id');
+  assert.equal(documentWanted(TWO, file('plaintext', '/w/a.pyi')), true, 'by extension');
+  assert.equal(documentWanted(TWO, file('plaintext', '/w/a.c++')), true);
+  assert.equal(documentWanted(TWO, file('python', 'Untitled-1', 'untitled')), true);
+  assert.equal(documentWanted(TWO, file('plaintext', 'x.py', 'untitled')), false, 'untitled documents go by language only');
+  assert.equal(documentWanted(TWO, file('markdown', '/w/README.md')), false);
+  assert.equal(documentWanted(TWO, file('git-commit', '/w/.git/COMMIT_EDITMSG')), false);
+  assert.equal(documentWanted(TWO, file('plaintext', '/w/notpy')), false);
+  assert.equal(documentWanted(TWO, file('python', '/w/a.py', 'git')), false, 'other schemes never');
+  assert.equal(documentWanted(TWO, file('python', 'extension-output-codenook', 'output')), false);
+  // The languages could not be asked: any file or untitled document (the old behaviour).
+  assert.equal(documentWanted(undefined, file('markdown', '/w/README.md')), true);
+  assert.equal(documentWanted(undefined, file('markdown', 'Untitled-1', 'untitled')), true);
+  assert.equal(documentWanted(undefined, file('log', 'x', 'output')), false);
+  // documentWanted and selectorFor agree on every document above.
+  for (const d of [file('python', '/w/a.py'), file('plaintext', '/w/a.pyi'), file('markdown', '/w/README.md'), file('plaintext', 'x.py', 'untitled')]) {
+    assert.equal(selects(selectorFor(TWO), { scheme: d.uri.scheme, languageId: d.languageId, path: d.uri.path }), documentWanted(TWO, d), d.uri.path);
+  }
 });

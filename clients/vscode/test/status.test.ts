@@ -92,3 +92,11 @@ test('statsSummary before initialization and after a failure', () => {
   assert.equal(failed[0].detail, 'Error: model file not found');
   assert.equal(failed[1].label, 'Completions: 0 requests, 0 typed through, 0 empty');
 });
+
+test('status bar: waiting for a document of the server\'s languages', () => {
+  const view = statusBarView({ kind: 'waiting', languages: 'python, java' });
+  assert.equal(view.text, '$(circle-outline) codenook');
+  assert.match(view.tooltip, /not started; the server \(and its model\) starts when a file of its languages \(python, java\) opens/);
+  assert.equal(view.background, undefined);
+  assert.match(statusBarView({ kind: 'waiting' }).tooltip, /starts when a file opens/);
+});

@@ -114,6 +114,13 @@ function M.task(text)
       ) .. 'Update codenook to a version that has them.'
     )
   end
+  if not codenook.trusted(client.root_dir) then
+    return err(
+      ('agent tasks are off: the workspace root %s is not trusted. '):format(
+        client.root_dir or '(none)'
+      ) .. '`:Codenook trust` trusts it (:help codenook-trust).'
+    )
+  end
   local buf = api.nvim_get_current_buf()
   local command = {
     title = 'codenook: ' .. text,
@@ -147,6 +154,20 @@ M.subcommands = {
   task = function(args)
     M.task(args)
   end,
+  trust = function(args)
+    local ok, what = codenook.trust(args ~= '' and args or nil)
+    if not ok then
+      return err('cannot trust: ' .. what)
+    end
+    vim.notify(
+      ('codenook: %s is trusted: workspace indexing on%s'):format(
+        what,
+        codenook.config.trusted == nil and " (recorded in Neovim's trust database)"
+          or ' for this session'
+      ),
+      vim.log.levels.INFO
+    )
+  end,
 }
 
 --- :Codenook completion: `task` only when a running server advertises agent tasks.
@@ -154,7 +175,7 @@ function M.complete(arglead, cmdline)
   if cmdline:match('^%s*%S+%s+%S+%s') then
     return {}
   end
-  local names = { 'status', 'cancel' }
+  local names = { 'status', 'cancel', 'trust' }
   local client = codenook.client()
   if client and advertises(client, AGENT_TASK) then
     names[#names + 1] = 'task'
@@ -169,7 +190,10 @@ function M.run(opts)
   local fn = sub and M.subcommands[sub]
   if not fn then
     return err(
-      ('unknown subcommand %q; use :Codenook status, :Codenook cancel or :Codenook task {text}'):format(
+      (
+        'unknown subcommand %q; use :Codenook status, :Codenook cancel, :Codenook trust'
+        .. ' or :Codenook task {text}'
+      ):format(
         sub or ''
       )
     )

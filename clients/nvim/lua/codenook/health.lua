@@ -52,6 +52,25 @@ function M.check()
       'fix cmd, or pass filetypes = { ... } to setup()'
     )
   end
+  local opt = codenook.config.trusted
+  local how = opt == nil and "Neovim's trust database (:trust, :Codenook trust)"
+    or opt == true and 'every root (trusted = true)'
+    or opt == false and 'no root (trusted = false)'
+    or type(opt) == 'function' and 'the trusted() function of setup()'
+    or 'the trusted list of setup(): ' .. table.concat(vim.tbl_map(tostring, opt), ', ')
+  h.info('trusted workspace roots: ' .. how)
+  for _, c in ipairs(vim.lsp.get_clients({ name = 'codenook' })) do
+    if not c.root_dir then
+      h.info('a server without a workspace root: nothing to index, no agent tasks')
+    elseif codenook.trusted(c.root_dir) then
+      h.ok(('workspace root %s is trusted: workspace indexing on'):format(c.root_dir))
+    else
+      h.warn(
+        ('workspace root %s is not trusted: no workspace indexing, no agent tasks'):format(c.root_dir),
+        '`:Codenook trust` in one of its buffers trusts it; see :help codenook-trust'
+      )
+    end
+  end
   local client = codenook.client()
   if not client then
     h.info('no codenook server running; it starts for the filetypes above')

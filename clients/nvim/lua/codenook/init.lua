@@ -31,6 +31,12 @@ M.defaults = {
   --- nil: Neovim's own vim.lsp.inline_completion when it exists (0.12), else extmarks;
   --- false: always the extmark ghost text of this plugin.
   native = nil,
+  --- Which workspace roots are trusted (a folder may be hostile). Untrusted roots get no
+  --- workspace indexing (`index.enabled = false`) and no agent tasks. nil: Neovim's trust
+  --- database decides (`:trust` on the root directory, or `:Codenook trust`); true or false:
+  --- every root or none; a list of directories: roots at or below them; a function(root):
+  --- boolean. See :help codenook-trust.
+  trusted = nil,
 }
 
 M.config = vim.deepcopy(M.defaults)
@@ -221,6 +227,238 @@ M._on_problem = on_problem
 function M.last_problem(buf)
   local client = M.client(buf)
   return client and last_problems[client.id]
+end
+
+-- Trust ----------------------------------------------------------------------------------------
+
+-- A folder opened in the editor may be hostile: the server must not walk and parse it in the
+-- background, and agent tasks (which change files) must not run in it, unless the user trusts
+-- it. What is open in buffers is still completed, explained and refactored. The equivalent of
+-- VS Code's Restricted Mode, decided per workspace root (one codenook client per root).
+
+---@type table<string, boolean> roots trusted this session with :Codenook trust
+local session_trusted = {}
+---@type table<string, boolean> untrusted roots already announced
+local told_untrusted = {}
+
+--- A root's real path. Taken as it is: a folder's name may hold `$`, `%` or `#`, which
+--- expand() or environment expansion would read as something else.
+local function real(path)
+  path = vim.fs.normalize(path, { expand_env = false })
+  return vim.uv.fs_realpath(path) or path
+end
+
+local function trust_file()
+  return vim.fn.stdpath('state') .. '/trust'
+end
+
+--- Whether Neovim's trust database ($XDG_STATE_HOME/nvim/trust, written by :trust and
+--- vim.secure.trust()) allows the directory `root`. Read without asking: vim.secure.read()
+--- would prompt the user for a root it does not know, while a buffer is being opened.
+function M.in_trust_database(root)
+  local f = io.open(trust_file(), 'r')
+  if not f then
+    return false
+  end
+  local contents = f:read('*a') or ''
+  f:close()
+  local path, verdict = real(root), nil
+  for line in vim.gsplit(contents, '\n', { plain = true }) do
+    local hash, file = line:match('^(%S+) (.+)$')
+    if file == path then
+      verdict = hash
+    end
+  end
+  return verdict == 'directory'
+end
+
+--- Whether the workspace `root` is trusted (the `trusted` option, see :help codenook-trust).
+--- No root (a file outside any project): nothing to index, and no agent tasks.
+---@param root string?
+---@return boolean
+function M.trusted(root)
+  if type(root) ~= 'string' or root == '' then
+    return false
+  end
+  root = real(root)
+  if session_trusted[root] then
+    return true
+  end
+  local opt = M.config.trusted
+  if opt == nil then
+    return M.in_trust_database(root)
+  elseif type(opt) == 'boolean' then
+    return opt
+  elseif type(opt) == 'function' then
+    local ok, verdict = pcall(opt, root)
+    if not ok then
+      vim.notify(
+        ('codenook: the trusted() function failed for %s: %s'):format(root, verdict),
+        vim.log.levels.WARN
+      )
+    end
+    return ok and verdict == true
+  elseif type(opt) == 'table' then
+    for _, dir in ipairs(opt) do
+      local d = real(vim.fs.normalize(dir)):gsub('/+$', '') -- ~ and $VARS of the user's list
+      if root == d or vim.startswith(root, d .. '/') then
+        return true
+      end
+    end
+  end
+  return false
+end
+
+--- The value of `index.enabled` in `settings` (nested or dotted), or nil.
+local function index_setting(settings)
+  if settings['index.enabled'] ~= nil then
+    return settings['index.enabled']
+  end
+  if type(settings.index) == 'table' then
+    return settings.index.enabled
+  end
+  return nil
+end
+
+--- `settings` with `index.enabled` set to `value` (nested; a dotted key is removed).
+local function with_index(settings, value)
+  local out = vim.deepcopy(settings)
+  out['index.enabled'] = nil
+  out.index = type(out.index) == 'table' and out.index or {}
+  out.index.enabled = value
+  return out
+end
+
+--- `settings` as an untrusted root's server gets them: workspace indexing off.
+function M.restricted(settings)
+  return with_index(settings, false)
+end
+
+--- The settings the server of `root` gets (json_safe): M.config.settings, restricted when the
+--- root is not trusted.
+local function settings_for(root)
+  local settings = M.config.settings
+  if not M.trusted(root) then
+    settings = M.restricted(settings)
+  end
+  return json_safe(settings)
+end
+
+local function tell_untrusted(root)
+  if type(root) ~= 'string' or told_untrusted[root] then
+    return
+  end
+  told_untrusted[root] = true
+  vim.schedule(function()
+    vim.notify(
+      ('codenook: %s is not trusted: no workspace indexing (cross-file context), no agent tasks. '
+        .. '`:Codenook trust` trusts it (:help codenook-trust).'):format(root),
+      vim.log.levels.INFO
+    )
+  end)
+end
+
+--- before_init: what an untrusted root's server gets, before initialize is sent. `config` is
+--- the client's own copy (vim.lsp.enable copies it per client), and client.settings is its
+--- `settings` table, which the server's workspace/configuration request reads.
+local function before_init(params, config)
+  local root = config.root_dir
+  if not root and type(config.workspace_folders) == 'table' and config.workspace_folders[1] then
+    root = vim.uri_to_fname(config.workspace_folders[1].uri)
+  end
+  if M.trusted(root) then
+    return
+  end
+  local restricted = json_safe(M.restricted(M.config.settings))
+  params.initializationOptions = restricted
+  if type(config.settings) == 'table' then
+    config.settings.codenook = restricted
+  end
+  tell_untrusted(root)
+end
+
+--- On attach: should the server of an untrusted root have got the real settings (a before_init
+--- of the user's own replaced ours through vim.lsp.config), turn indexing off now.
+local function enforce_trust(client)
+  local sent = vim.tbl_get(client.settings or {}, 'codenook', 'index', 'enabled')
+  if sent == false or M.trusted(client.root_dir) then
+    return
+  end
+  client.settings = { codenook = json_safe(M.restricted(M.config.settings)) }
+  client:notify('workspace/didChangeConfiguration', {
+    settings = { codenook = { index = { enabled = false } } },
+  })
+  tell_untrusted(client.root_dir)
+end
+
+--- The workspace root of the current buffer: its codenook client's, else found by root_markers.
+local function current_root()
+  local client = vim.lsp.get_clients({ name = NAME, bufnr = api.nvim_get_current_buf() })[1]
+  if client then
+    return client.root_dir
+  end
+  return vim.fs.root(0, M.config.root_markers or M.defaults.root_markers)
+end
+M._current_root = current_root
+
+--- Trust the workspace `root` (default: the current buffer's): from now on its server indexes
+--- the workspace and may run agent tasks. With the default `trusted = nil` the root is added to
+--- Neovim's trust database (as `:trust` does for a directory), so this lasts; otherwise it
+--- lasts for this session. Running servers of that root get the real settings at once.
+---@param root string?
+---@return boolean ok, string root or why not
+function M.trust(root)
+  if root then
+    root = vim.fs.normalize(root) -- typed by the user: ~ and $VARS expand
+  else
+    root = current_root()
+  end
+  if type(root) ~= 'string' or root == '' then
+    return false, 'this buffer has no workspace root (none of root_markers found above it)'
+  end
+  root = real(root)
+  if vim.fn.isdirectory(root) == 0 then
+    return false, ('%s is not a directory'):format(root)
+  end
+  session_trusted[root] = true
+  told_untrusted[root] = nil
+  if M.config.trusted == nil and not M.in_trust_database(root) then
+    -- vim.secure.trust() allows by buffer only: a buffer named after the directory (not
+    -- loaded, never shown) gives it the directory, which it records by name.
+    local existed = vim.fn.bufexists(root) == 1
+    local buf = vim.fn.bufadd(root)
+    local ok, done, msg = pcall(vim.secure.trust, { action = 'allow', bufnr = buf })
+    if not existed and api.nvim_buf_is_valid(buf) then
+      pcall(api.nvim_buf_delete, buf, { force = true })
+    end
+    if not (ok and done) then
+      vim.notify(
+        ('codenook: trusted %s for this session only; Neovim\'s trust database refused it: %s'):format(
+          root,
+          tostring(ok and msg or done)
+        ),
+        vim.log.levels.WARN
+      )
+    end
+  end
+  local enabled = index_setting(M.config.settings)
+  if enabled == nil then
+    enabled = true
+  end
+  for _, client in ipairs(vim.lsp.get_clients({ name = NAME })) do
+    if client.root_dir and real(client.root_dir) == root then
+      client.settings = { codenook = json_safe(M.config.settings) }
+      client:notify('workspace/didChangeConfiguration', {
+        settings = { codenook = json_safe(with_index(M.config.settings, enabled)) },
+      })
+    end
+  end
+  api.nvim_exec_autocmds('User', {
+    pattern = 'CodenookTrust',
+    modeline = false,
+    data = { root = root },
+  })
+  return true, root
 end
 
 -- Languages -----------------------------------------------------------------------------------
@@ -616,6 +854,7 @@ local function attach(buf, client)
     require('codenook.ghost').attach(buf, client.id, { debounce_ms = M.config.debounce_ms })
   end
   map_keys(buf)
+  enforce_trust(client)
   first_status(client)
   follow_advertised(client)
 end
@@ -630,11 +869,12 @@ function M.set(settings)
     reload = reload or (type(key) == 'string' and vim.startswith(key, 'model.'))
   end
   for _, client in ipairs(vim.lsp.get_clients({ name = NAME })) do
-    client.settings = { codenook = json_safe(M.config.settings) }
-    client:notify(
-      'workspace/didChangeConfiguration',
-      { settings = { codenook = json_safe(settings) } }
-    )
+    -- An untrusted root's server never gets workspace indexing, whatever is set.
+    local trusted = M.trusted(client.root_dir)
+    client.settings = { codenook = settings_for(client.root_dir) }
+    client:notify('workspace/didChangeConfiguration', {
+      settings = { codenook = json_safe(trusted and settings or M.restricted(settings)) },
+    })
     if reload then
       -- The server reloads the model without a status notification until it is done.
       statuses[client.id] = nil
@@ -656,6 +896,7 @@ function M.setup(opts)
   config.root_markers = opts.root_markers or M.defaults.root_markers
   config.cmd = opts.cmd or M.default_cmd()
   config.settings = vim.deepcopy(opts.settings or {})
+  config.trusted = opts.trusted
   M.config = config
 
   local exe = type(config.cmd) == 'table' and config.cmd[1]
@@ -689,6 +930,8 @@ function M.setup(opts)
     commands = { [RUN_ACTION] = run_action },
     -- Send each change at once: after every streamed edit the server waits for our didChange.
     flags = { debounce_text_changes = 0 },
+    -- An untrusted workspace root: no workspace indexing (see M.trusted).
+    before_init = before_init,
   })
   if config.filetypes then
     use_filetypes(config.filetypes)

@@ -9,6 +9,17 @@ export interface ShownMessage {
   buttons: string[];
 }
 
+/** A text document as the extension reads it: its uri (scheme, path) and language id. */
+export interface FakeDocument {
+  uri: { scheme: string; path: string; fsPath: string; toString(): string };
+  languageId: string;
+}
+
+/** A document for `fake.documents` / `fake.openDocument`: `doc('python', '/w/a.py')`. */
+export function doc(languageId: string, path: string, scheme = 'file'): FakeDocument {
+  return { uri: { scheme, path, fsPath: path, toString: () => `${scheme}://${path}` }, languageId };
+}
+
 export const fake = {
   settings: new Map<string, unknown>(),
   messages: [] as ShownMessage[],
@@ -23,6 +34,12 @@ export const fake = {
   statusItems: [] as FakeStatusBarItem[],
   configListeners: [] as Listener<{ affectsConfiguration(section: string): boolean }>[],
   workspaceFolders: undefined as { uri: { scheme: string; fsPath: string } }[] | undefined,
+  /** The documents open in the editor (workspace.textDocuments). */
+  documents: [] as FakeDocument[],
+  openListeners: [] as Listener<FakeDocument>[],
+  /** workspace.isTrusted: false is Restricted Mode. */
+  trusted: true,
+  trustListeners: [] as Listener<void>[],
   log: [] as string[],
   reset(): void {
     this.settings.clear();
@@ -37,7 +54,25 @@ export const fake = {
     this.statusItems = [];
     this.configListeners = [];
     this.workspaceFolders = undefined;
+    this.documents = [];
+    this.openListeners = [];
+    this.trusted = true;
+    this.trustListeners = [];
     this.log = [];
+  },
+  /** Open a document: it joins textDocuments and onDidOpenTextDocument fires. */
+  openDocument(document: FakeDocument): void {
+    this.documents.push(document);
+    for (const l of this.openListeners) {
+      l(document);
+    }
+  },
+  /** The user trusts the workspace: isTrusted turns true and onDidGrantWorkspaceTrust fires. */
+  grantTrust(): void {
+    this.trusted = true;
+    for (const l of this.trustListeners) {
+      l();
+    }
   },
   /** Change settings and fire onDidChangeConfiguration for them. */
   changeSettings(values: Record<string, unknown>): void {
@@ -188,5 +223,23 @@ export const workspace = {
   },
   get workspaceFolders() {
     return fake.workspaceFolders;
+  },
+  get textDocuments() {
+    return [...fake.documents];
+  },
+  onDidOpenTextDocument(listener: Listener<FakeDocument>) {
+    fake.openListeners.push(listener);
+    return new FakeDisposable(() => {
+      fake.openListeners = fake.openListeners.filter((l) => l !== listener);
+    });
+  },
+  get isTrusted() {
+    return fake.trusted;
+  },
+  onDidGrantWorkspaceTrust(listener: Listener<void>) {
+    fake.trustListeners.push(listener);
+    return new FakeDisposable(() => {
+      fake.trustListeners = fake.trustListeners.filter((l) => l !== listener);
+    });
   },
 };
