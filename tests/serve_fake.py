@@ -1,10 +1,17 @@
-"""``codenook serve`` with a scripted engine: the real LSP layer over stdio, no model.
+"""``codenook serve`` with a scripted engine: the real LSP layer and transport, no model.
 
-The tests drive every handler's failure paths through the real transport with this. The
+Arguments are ``codenook serve``'s (stdio by default, ``--tcp HOST:PORT``, settings flags);
+the exit status is the server's. The tests drive every handler's failure paths and the
+protocol's hostile inputs through the real transport with this. The
 engine's behaviour comes from the ``CODENOOK_FAKE`` environment variable (JSON):
 ``reply`` (text generated one character per step), ``step_s`` (seconds per character),
 ``load_s`` (seconds the load takes), ``fail`` ("load": the model cannot load; "generate":
 every generation raises), ``template`` (the model's chat template).
+
+One request exists only here, for tests that compare their model of a document with the
+server's copy: ``codenook/test/text`` with ``{"uri": ...}`` answers ``{"text", "version",
+"outOfSync"}`` from codenook's own document store (``App.documents``), or null when the
+document is not open.
 """
 
 from __future__ import annotations
@@ -16,13 +23,17 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import codenook.lsp.server
+from codenook.cli import build_parser, cmd_serve
 from codenook.engine.protocol import Engine, EngineError, GenerationRequest, Step
-from codenook.lsp.server import make_server
 from codenook.settings import Settings
 from fake_engine import INFO, FakeEngine
+
+TEST_TEXT_REQUEST = "codenook/test/text"
 
 
 class ScriptedEngine(FakeEngine):
@@ -52,5 +63,24 @@ def loader(settings: Settings) -> Callable[[], Engine]:
     return load
 
 
+def _make_server(*args: Any, **kwargs: Any) -> codenook.lsp.server.CodenookServer:
+    """``make_server`` plus the test-only ``codenook/test/text`` request."""
+    server = _real_make_server(*args, **kwargs)
+
+    @server.feature(TEST_TEXT_REQUEST)
+    def document_text(ls: codenook.lsp.server.CodenookServer, params: Any) -> Any:
+        uri = params.get("uri") if isinstance(params, dict) else getattr(params, "uri", None)
+        doc = ls.app.documents.find(uri) if isinstance(uri, str) else None
+        if doc is None:
+            return None
+        return {"text": doc.text, "version": doc.version, "outOfSync": doc.out_of_sync}
+
+    return server
+
+
+_real_make_server = codenook.lsp.server.make_server
+codenook.lsp.server.make_server = _make_server  # cmd_serve imports it when it runs
+
+
 if __name__ == "__main__":
-    make_server(loader=loader).start_io()
+    sys.exit(cmd_serve(build_parser().parse_args(["serve", *sys.argv[1:]]), loader=loader))

@@ -15,6 +15,7 @@ from tree_sitter import Node, Parser, Tree
 from codenook.text import languages
 from codenook.text.documents import Document, DocumentError, DocumentStore
 from codenook.text.positions import Encoding, PositionError
+from codenook.text.rope import Rope
 
 ENCODINGS = tuple(Encoding)
 
@@ -406,3 +407,128 @@ def test_unknown_language_is_kept_as_text() -> None:
     assert doc.language is None and doc.tree is None
     doc.apply_edit((0, 5), (0, 5), " world 😀", Encoding.UTF16, 2)
     assert doc.text == "hello world 😀\n"
+
+
+def test_edits_on_lone_cr_text_keep_the_tree_exact() -> None:
+    """A lone \\r ends a line for LSP but not a row for tree-sitter: both stay right."""
+    doc = Document("file:///a.py", "x = 1\ry = 2\rz = 3\n", 1)
+    doc.apply_edit((1, 4), (1, 5), "20", Encoding.UTF16, 2)
+    assert doc.text == "x = 1\ry = 20\rz = 3\n"
+    doc.apply_edit((2, 0), (2, 0), "w = '\u2028'\r", Encoding.UTF8, 3)
+    assert doc.text == "x = 1\ry = 20\rw = '\u2028'\rz = 3\n"
+    assert doc.lines.line_count == 5
+    _assert_same_tree(doc, "python")
+
+
+# --- large documents ---------------------------------------------------------------------------
+
+
+def test_large_document_edits_never_rescan_the_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past documents.maxFileBytes a document is text only; a keystroke then touches the line
+    index only around the edit, however long the text is."""
+    from codenook.text import positions
+
+    full_scans = 0
+    real = positions.line_starts
+
+    def counting(text: str, lo: int = 0, hi: int | None = None) -> list[int]:
+        nonlocal full_scans
+        full_scans += hi is None
+        return real(text, lo, hi)
+
+    monkeypatch.setattr(positions, "line_starts", counting)
+    text = "value = compute(alpha, beta)  # é\n" * 100_000
+    doc = DocumentStore(max_file_bytes=1024).open("file:///w/big.py", text, 1, "python")
+    assert doc.tree is None
+    rng = random.Random(11)
+    expected = text.split("\n")  # the reference: a list of lines, edited line by line
+    for step in range(100):
+        line = rng.randrange(doc.lines.line_count - 1)
+        column = rng.randint(0, 10)
+        new = rng.choice(["x", "\n", "😀", ""])
+        end = (line, column + (0 if new else 1))
+        doc.apply_edit((line, column), end, new, Encoding.UTF16, step + 2)
+        body = expected[line]
+        a, b = _index_of(body, column), _index_of(body, end[1])
+        expected[line : line + 1] = (body[:a] + new + body[b:]).split("\n")
+    assert full_scans == 1  # the first position asked for built the index, once
+    assert doc.lines.line_count == len(expected)
+    for line in range(0, len(expected), 4999):
+        assert doc.lines.line_text(line) == expected[line]
+    assert doc.text == "\n".join(expected)
+
+
+def _index_of(line: str, column_utf16: int) -> int:
+    used = 0
+    for index, ch in enumerate(line):
+        width = 2 if ord(ch) > 0xFFFF else 1
+        if used + width > column_utf16:
+            return index
+        used += width
+    return len(line)
+
+
+# --- out of sync -------------------------------------------------------------------------------
+
+
+def test_out_of_sync_document_is_refused_until_a_full_sync() -> None:
+    store = DocumentStore()
+    doc = store.open("file:///w/a.py", "x = 1\n", 1, "python")
+    with pytest.raises(PositionError):
+        doc.apply_edit((7, 0), (7, 0), "y", Encoding.UTF16, 2)
+    assert doc.text == "x = 1\n"  # a change that does not fit leaves the text alone
+    doc.mark_out_of_sync("line 7 is past the end", 2)
+    assert doc.version == 2
+    with pytest.raises(DocumentError, match="out of sync"):
+        store.get("file:///w/a.py")
+    assert store.find("file:///w/a.py") is doc  # document sync still reaches it
+    doc.replace_all("x = 2\n", 3)
+    assert store.get("file:///w/a.py") is doc
+    assert doc.out_of_sync is None
+    _assert_same_tree(doc, "python")
+
+
+# --- the chunked text --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5, 64])
+def test_rope_edits_and_slices_match_a_string(chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Rope, "CHUNK", chunk)
+    rng = random.Random(chunk)
+    pieces = ["a", "bcd", "é", "😀", "\n", "\r\n", "\u2028", "", "0123456789" * 3]
+    for _ in range(30):
+        expected = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        rope = Rope(expected)
+        for _ in range(40):
+            a = rng.randint(0, len(expected))
+            b = min(len(expected), a + rng.randint(0, 20))
+            new = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 3)))
+            before = rope
+            rope = rope.edited(a, b, new)
+            assert str(before) == expected  # the old rope is untouched
+            expected = expected[:a] + new + expected[b:]
+            assert len(rope) == len(expected)
+            for _ in range(5):
+                i = rng.randint(0, len(expected))
+                j = rng.randint(i, len(expected) + 3)
+                assert rope.slice(i, j) == expected[i:j]
+            if rng.random() < 0.3:
+                assert str(rope) == expected
+        assert str(rope) == expected
+
+
+def test_document_sizes_follow_the_edits() -> None:
+    """The sizes ``DocumentStore.completes`` reads are kept edit by edit, never remeasured."""
+    store = DocumentStore(max_file_bytes=8)
+    doc = store.open("file:///w/notes.txt", "abc\n", 1, "plaintext")
+    assert (doc.utf8_size, doc.nul_count) == (4, 0) and store.completes(doc)
+    doc.apply_edit((0, 1), (0, 2), "中\x00", Encoding.UTF16, 2)
+    assert doc.text == "a中\x00c\n"
+    assert (doc.utf8_size, doc.nul_count) == (7, 1) and not store.completes(doc)
+    doc.apply_edit((0, 2), (0, 3), "", Encoding.UTF16, 3)
+    assert (doc.utf8_size, doc.nul_count) == (6, 0) and store.completes(doc)
+    doc.apply_edit((1, 0), (1, 0), "😀😀", Encoding.UTF16, 4)
+    assert doc.utf8_size == len(doc.text.encode("utf-8")) == 14
+    assert not store.completes(doc)
+    doc.replace_all("x", 5)
+    assert (doc.utf8_size, doc.nul_count) == (1, 0) and store.completes(doc)

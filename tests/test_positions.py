@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
+import random
+
 import pytest
 
 from codenook.text.positions import (
@@ -10,7 +13,9 @@ from codenook.text.positions import (
     Point,
     PositionError,
     column_to_index,
+    count_line_breaks,
     index_to_column,
+    line_starts,
     utf8_length,
 )
 
@@ -209,12 +214,107 @@ def test_crlf_round_trip(encoding: Encoding) -> None:
     assert idx.position(6, U8) == (1, 7)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: LineIndex splits lines on '\\n' only; the LSP spec also counts a lone '\\r'"
-    " as a line ending, so a client's line numbers disagree on old-Mac line endings",
-)
 def test_lone_carriage_return_is_a_line_ending_per_lsp() -> None:
     idx = LineIndex("a\rb\nc")
     assert idx.line_count == 3
     assert idx.offset(1, 0, U16) == 2
+    assert [idx.line_text(i) for i in range(3)] == ["a", "b", "c"]
+    assert idx.position(2, U16) == (1, 0)
+    # A \r at the very end gives an empty last line; \r\r is two breaks.
+    assert LineIndex("a\r").line_count == 2
+    assert [LineIndex("x\r\ry").line_text(i) for i in range(3)] == ["x", "", "y"]
+
+
+# --- what is not a line break ------------------------------------------------------------------
+
+# Every character str.splitlines splits on that LSP does not treat as a line break.
+NOT_BREAKS = "\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+@pytest.mark.parametrize("char", list(NOT_BREAKS))
+def test_only_lf_crlf_and_cr_break_lines(char: str) -> None:
+    text = f"a{char}b\nc{char}\r\n{char}"
+    assert len(text.splitlines()) > 3  # what pygls's copy would count
+    idx = LineIndex(text)
+    assert idx.line_count == 3
+    assert [idx.line_text(i) for i in range(3)] == [f"a{char}b", f"c{char}", char]
+    assert idx.offset(0, 99, U16) == 3
+    assert idx.position(len(text), U16) == (2, 1)
+    assert line_starts(text) == [0, 4, 8]
+    assert count_line_breaks(text) == 2
+
+
+def test_count_line_breaks() -> None:
+    assert count_line_breaks("") == 0
+    assert count_line_breaks("a\nb\r\nc\rd\r\r\n\n") == 6
+    assert count_line_breaks("\u2028\f\x85") == 0
+
+
+# --- incremental updates -----------------------------------------------------------------------
+
+PIECES = ["a", "bc", "é", "😀", "\n", "\r", "\r\n", "\u2028", "\f", ""]
+
+
+def _reference_starts(text: str) -> list[int]:
+    """Line starts the obvious way: after every \n, and after every \r not followed by \n."""
+    return [0] + [
+        i + 1
+        for i, ch in enumerate(text)
+        if ch == "\n" or (ch == "\r" and text[i + 1 : i + 2] != "\n")
+    ]
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 16, LineIndex.BLOCK])
+def test_edited_index_equals_a_fresh_one(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any edit, even one that joins or splits a \r\n, gives the index a full scan gives."""
+    monkeypatch.setattr(LineIndex, "BLOCK", block)
+    rng = random.Random(block)
+    for _ in range(40):
+        text = "".join(rng.choice(PIECES) for _ in range(rng.randint(0, 40)))
+        idx = LineIndex(text)
+        for _ in range(40):
+            a = rng.randint(0, len(text))
+            b = min(len(text), a + rng.randint(0, 8))
+            inserted = "".join(rng.choice(PIECES) for _ in range(rng.randint(0, 4)))
+            new_text = text[:a] + inserted + text[b:]
+            old_lines = [idx.line_text(i) for i in range(idx.line_count)]
+            new = idx.edited(a, b, inserted, new_text)
+            # The old index is untouched (a snapshot may still hold it).
+            assert [idx.line_text(i) for i in range(idx.line_count)] == old_lines
+            idx, text = new, new_text
+            starts = _reference_starts(text)
+            assert idx.line_count == len(starts)
+            assert [idx.line_start(i) for i in range(len(starts))] == starts
+            for offset in range(len(text) + 1):
+                line = bisect.bisect_right(starts, offset) - 1
+                assert idx.point(offset) == Point(line, offset - starts[line])
+
+
+def test_an_edit_scans_only_around_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A keystroke in a large text never rescans the text: only the edited span is read."""
+    from codenook.text import positions
+
+    text = "x = compute(alpha)  # 中文 comment\r\n" * 50_000 + "tail\u2028\f"
+    idx = LineIndex(text)
+    scanned: list[int] = []
+    real = positions.line_starts
+
+    def counting(text: str, lo: int = 0, hi: int | None = None) -> list[int]:
+        scanned.append((len(text) if hi is None else hi) - lo)
+        return real(text, lo, hi)
+
+    monkeypatch.setattr(positions, "line_starts", counting)
+    rng = random.Random(7)
+    for _ in range(200):
+        line = rng.randrange(idx.line_count)
+        at = idx.line_start(line) + rng.randint(0, 3)
+        inserted = rng.choice(["y", "\r\n", "é😀", ""])
+        end = at + (0 if inserted else 1)
+        text = text[:at] + inserted + text[end:]
+        idx = idx.edited(at, end, inserted, text)
+    assert len(scanned) == 200
+    assert max(scanned) <= 4
+    starts = _reference_starts(text)
+    assert idx.line_count == len(starts)
+    for line in range(0, len(starts), 997):
+        assert idx.line_start(line) == starts[line]

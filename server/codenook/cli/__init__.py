@@ -5,12 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codenook import __version__
 from codenook.settings import Settings, describe, parse_settings
+
+if TYPE_CHECKING:
+    from codenook.app import LoaderFactory
+
+TOKEN_ENV = "CODENOOK_TOKEN"
 
 
 def _raw_settings(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
@@ -54,7 +61,9 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def cmd_serve(args: argparse.Namespace, loader: LoaderFactory | None = None) -> int:
+    """``codenook serve``; ``loader`` builds the engine (tests/serve_fake.py scripts one)."""
+    from codenook.lsp import transport
     from codenook.lsp.server import make_server
 
     raw, problems = _raw_settings(args)
@@ -62,13 +71,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"codenook: {problem}", file=sys.stderr)
     # Command-line settings are pinned: they win over what the editor sends.
-    server = make_server(raw)
+    server = make_server(raw) if loader is None else make_server(raw, loader)
     # A cancel that crosses its answer is normal; pygls would log it as a warning on stderr,
     # which editors show as an error in their LSP log.
     logging.getLogger("pygls.protocol.json_rpc").setLevel(logging.ERROR)
     if args.tcp:
         host, _, port = args.tcp.rpartition(":")
-        host = host or "127.0.0.1"
+        host = host.strip("[]") or "127.0.0.1"
+        if not port.isdigit():
+            print(f"codenook: --tcp wants HOST:PORT, not {args.tcp}", file=sys.stderr)
+            return 2
         if host not in ("127.0.0.1", "localhost", "::1") and not args.allow_remote:
             print(
                 f"codenook: refusing to listen on {host}: your code would be reachable from"
@@ -76,10 +88,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        server.start_tcp(host, int(port))
+        try:
+            token, announce = transport.tcp_token(args.token_file, os.environ.get(TOKEN_ENV))
+        except (OSError, ValueError) as exc:
+            print(f"codenook: cannot use the token file: {exc}", file=sys.stderr)
+            return 2
+        code = server.serve_tcp(host, int(port), token, announce)
     else:
-        server.start_io(sys.stdin.buffer, _protocol_stdout())
-    return 0
+        code = server.serve_io(sys.stdin.buffer, _protocol_stdout())
+    return transport.leave(code, server.protocol.ended_at or time.monotonic())
 
 
 def _protocol_stdout() -> Any:
@@ -88,8 +105,6 @@ def _protocol_stdout() -> Any:
     Native code (llama.cpp, ggml) may print to fd 1; on a stdio language server that would
     corrupt the message stream. After this, only the LSP writer owns the real stdout.
     """
-    import os
-
     sys.stdout.flush()
     private = os.dup(1)
     os.dup2(2, 1)
@@ -154,6 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP (loopback by default)")
     serve.add_argument(
         "--allow-remote", action="store_true", help="allow --tcp on a non-loopback address"
+    )
+    serve.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="with --tcp: the token clients must send as initializationOptions.token (read"
+        f" from PATH, or a new one written there 0600); else ${TOKEN_ENV}, else a new one"
+        " printed on stderr",
     )
     _add_setting_flags(serve)
     serve.set_defaults(func=cmd_serve)

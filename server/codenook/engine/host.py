@@ -21,8 +21,12 @@ Loader = Callable[[], Engine]
 class EngineHost:
     def __init__(self, loader: Loader, on_status: Callable[[Status], None] | None = None) -> None:
         self._on_status = on_status
+        self._lock = threading.Lock()
         self._worker = self._new_worker(loader)
         self._started = False
+        self._stopped = False
+        self._next: Loader | None = None  # the newest reload not applied yet
+        self._reloading = False  # whether a reload thread is applying them
         self.reloads = 0
 
     def _new_worker(self, loader: Loader) -> EngineWorker:
@@ -37,32 +41,60 @@ class EngineHost:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> EngineHost:
-        if not self._started:
-            self._started = True
-            self._worker.start()
+        with self._lock:
+            if not self._started and not self._stopped:
+                self._started = True
+                self._worker.start()
         return self
 
     def stop(self, timeout: float | None = 5.0) -> None:
-        self._worker.stop(timeout)
+        """End every job and stop the engine; a reload under way starts nothing more.
+        ``timeout`` bounds the wait for the engine thread (0: do not wait)."""
+        with self._lock:
+            self._stopped = True
+            self._next = None
+            worker = self._worker
+        worker.stop(timeout)
 
     def reload(self, loader: Loader) -> None:
         """Load the model again with ``loader``, without two models in memory at once.
 
         The old engine thread is stopped fully before the new one loads, in a helper thread,
         so the caller (the event loop) never waits; requests made meanwhile queue on the new
-        engine, requests in flight on the old one end as cancelled.
+        engine, requests in flight on the old one end as cancelled. Reloads are serialised:
+        one asked for while another is under way replaces any that has not started loading,
+        so the last settings win and the engine always ends loaded or failed.
         """
-        old = self._worker
-        new = self._worker = self._new_worker(loader)
-        self.reloads += 1
-        if not self._started:
+        with self._lock:
+            self.reloads += 1
+            if self._stopped:
+                return
+            if not self._started:  # nothing loaded yet: start() will load this one
+                old, self._worker = self._worker, self._new_worker(loader)
+            else:
+                self._next = loader
+                if self._reloading:
+                    return
+                self._reloading = True
+                old = None
+        if old is not None:
+            old.stop(timeout=0)  # never started: only ends the jobs queued on it
             return
+        threading.Thread(target=self._apply_reloads, name="codenook-reload", daemon=True).start()
 
-        def replace() -> None:
-            old.stop(timeout=None)
-            new.start()
-
-        threading.Thread(target=replace, name="codenook-reload", daemon=True).start()
+    def _apply_reloads(self) -> None:
+        while True:
+            with self._lock:
+                loader, self._next = self._next, None
+                if loader is None or self._stopped:
+                    self._reloading = False
+                    return
+                old = self._worker
+                new = self._worker = self._new_worker(loader)
+            old.stop(timeout=None)  # may be one that never started: that returns at once
+            with self._lock:
+                if self._next is None and not self._stopped:
+                    new.start()
 
     @property
     def started(self) -> bool:

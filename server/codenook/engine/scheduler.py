@@ -104,6 +104,7 @@ class EngineWorker:
         self._cv = threading.Condition()
         self._seq = itertools.count()
         self._stopping = False
+        self._started = False
         self._state: EngineState = "loading"
         self._error: str | None = None
         self._last_tps = 0.0
@@ -118,21 +119,34 @@ class EngineWorker:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> EngineWorker:
+        """Start the engine thread (once); a worker already stopped stays stopped."""
+        with self._cv:
+            if self._started or self._stopping:
+                return self
+            self._started = True
         self._publish()  # "loading": clients can show it while a big model maps in
         self._thread.start()
         return self
 
     def stop(self, timeout: float | None = 5.0) -> None:
+        """Stop taking jobs and end every one: queued and parked jobs end at once as
+        Cancelled, the running one at its next token. Then wait up to ``timeout`` seconds
+        for the engine thread to close the model (0: do not wait); safe before ``start``."""
         with self._cv:
             self._stopping = True
-            for job in self._queue:
-                job.cancel()
+            ended = self._queue + list(self._parked.values())
+            self._queue, self._parked = [], {}
             if self._current is not None:
                 self._current.cancel()
-            for job in self._parked.values():
-                job.cancel()
+            if not self._started:
+                self._state = "stopped"
             self._cv.notify_all()
-        self._thread.join(timeout)
+        for job in ended:
+            job.cancel()
+            job.error = Cancelled("engine is shutting down")
+            job.done.set()
+        if self._started and timeout != 0 and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
 
     def wait_loaded(self, timeout: float | None = None) -> bool:
         return self._loaded.wait(timeout)
@@ -219,6 +233,14 @@ class EngineWorker:
                 self._cv.wait()
 
     def _run(self) -> None:
+        with self._cv:
+            stopped = self._stopping
+            if stopped:
+                self._state = "stopped"
+        if stopped:  # stopped between start() and this thread's first step: load nothing
+            self._loaded.set()
+            self._publish()
+            return
         try:
             self.engine = self._loader()
         except Exception as exc:
@@ -231,7 +253,7 @@ class EngineWorker:
             self._fail_forever()
             return
         with self._cv:
-            self._state = "idle"
+            self._state = "idle" if not self._stopping else "stopped"
         self._loaded.set()
         self._publish()
         try:
@@ -243,12 +265,17 @@ class EngineWorker:
                     self._state = "idle" if not self._stopping else "stopped"
                 self._publish()
         finally:
-            for job in self._parked.values():
+            with self._cv:
+                self._state = "stopped"
+                ended = self._queue + list(self._parked.values())
+                self._queue, self._parked = [], {}
+            for job in ended:
                 job.error = Cancelled("engine stopped")
                 job.done.set()
             engine, self.engine = self.engine, None
             if engine is not None:
                 engine.close()
+            self._publish()
 
     def _urgent_waiting(self, job: Job) -> Job | None:
         with self._cv:

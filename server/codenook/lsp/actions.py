@@ -113,9 +113,13 @@ def _offer(base: dict[str, Any], key: str) -> types.CodeAction:
 class VersionedEdits:
     """Sends one streamed edit at a time, each against the exact document it was computed for.
 
-    An edit goes out only if the document is still the version and text our previous edit left;
-    it counts as applied once the client's ``didChange`` for it has come back with exactly the
-    expected text. Anything else means the user typed meanwhile: the stream stops there.
+    Every check is made on codenook's own copy (``ls.app.documents``, never pygls's, whose
+    lines differ from the editor's) and compares whole texts exactly. An edit goes out only if
+    the document is in sync and still the version and text our previous edit left, and only if
+    its LSP range names exactly the offsets it was computed for (a range LSP cannot express
+    would land elsewhere in the editor). It counts as applied once the client's ``didChange``
+    for it has come back and left exactly the expected text. Anything else means the user typed
+    meanwhile (or the copies parted): the stream stops there.
     """
 
     def __init__(self, ls: CodenookServer, snapshot: Snapshot, progress: Progress) -> None:
@@ -128,14 +132,22 @@ class VersionedEdits:
     async def __call__(self, edit: Edit) -> bool:
         ls = self._ls
         current = ls.app.documents.find(self._uri)
-        if current is None or current.version != self._version or current.text != self._expected:
+        if (
+            current is None
+            or current.out_of_sync is not None
+            or current.version != self._version
+            or current.text != self._expected
+        ):
             return False
         version = current.version  # the Document object itself moves on with didChange
         expected = edit.apply(current.text)
-        text_edit = types.TextEdit(
-            range=convert.lsp_range(current.lines, edit.start, edit.end, ls.encoding),
-            new_text=edit.text,
-        )
+        lines = current.lines
+        lsp_range = convert.lsp_range(lines, edit.start, edit.end, ls.encoding)
+        if convert.offset(lines, lsp_range.start, ls.encoding) != edit.start or (
+            convert.offset(lines, lsp_range.end, ls.encoding) != edit.end
+        ):
+            return False
+        text_edit = types.TextEdit(range=lsp_range, new_text=edit.text)
         identifier = types.OptionalVersionedTextDocumentIdentifier(uri=self._uri, version=version)
         change = types.TextDocumentEdit(text_document=identifier, edits=[text_edit])
         params = types.ApplyWorkspaceEditParams(edit=types.WorkspaceEdit(document_changes=[change]))
@@ -143,7 +155,7 @@ class VersionedEdits:
         if not result.applied or not await self._echo(version):
             return False
         after = ls.app.documents.find(self._uri)
-        if after is None or after.text != expected:
+        if after is None or after.out_of_sync is not None or after.text != expected:
             return False  # the user typed between our edit and its didChange
         self._version, self._expected = after.version, after.text
         self._progress.report(f"{edit.text.count(chr(10)) + 1} line(s)")

@@ -7,6 +7,7 @@ from typing import Any
 
 from lsprotocol import types
 
+from codenook.assist.actions import ActionError
 from codenook.text.positions import Encoding, LineIndex, PositionError
 
 
@@ -49,19 +50,19 @@ class ActionArgs:
 
     @staticmethod
     def parse(raw: Any) -> ActionArgs:
-        """Validate what a client sent; PositionError/ValueError name the bad member."""
+        """Validate what a client sent; ActionError/PositionError name the bad member."""
         if not isinstance(raw, dict):
-            raise ValueError("codenook.runAction expects one object argument")
+            raise ActionError("codenook.runAction expects one object argument")
         uri, action = raw.get("uri"), raw.get("action")
         if not isinstance(uri, str) or not isinstance(action, str):
-            raise ValueError("codenook.runAction needs 'uri' and 'action' strings")
+            raise ActionError("codenook.runAction needs 'uri' and 'action' strings")
         version = raw.get("version")
         if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
-            raise ValueError("'version' must be an integer")
+            raise ActionError("'version' must be an integer")
         start, end = _range(raw.get("range"))
         texts = {k: raw.get(k, "") for k in ("message", "instruction")}
         if not all(isinstance(v, str) for v in texts.values()):
-            raise ValueError("'message' and 'instruction' must be strings")
+            raise ActionError("'message' and 'instruction' must be strings")
         return ActionArgs(uri, action, start, end, version, texts["message"], texts["instruction"])
 
     def offsets(self, lines: LineIndex, encoding: Encoding) -> tuple[int, int]:

@@ -1,21 +1,29 @@
-"""Document sync: codenook's own copy of every open document, and the event of a new version.
+r"""Document sync: codenook's own copy of every open document, and the event of a new version.
 
-pygls applies a change to its copy before our handler runs; codenook keeps its own copy
-because the incremental tree-sitter edit needs the old text. ``Versions`` lets a request
-that edited the document (a streamed code action) wait for the client's ``didChange`` of that
-edit instead of polling.
+codenook's copy (``text/documents.py``) is the only one: pygls's would split lines the way
+``str.splitlines`` does (also at ``\f``, ``\v``, ``\x1c``-``\x1e``, ``\x85``, U+2028,
+U+2029, which LSP does not), apply the editor's changes at the wrong places and clamp the
+positions of our ``didChange`` params in place before our handler sees them. So pygls's
+built-in ``didChange`` is replaced by one that only calls ours, and pygls's copy is dropped
+once codenook has its own (``ls.workspace.get_text_document`` is not the editor's buffer:
+read ``ls.app.documents``). It also spares every keystroke pygls's whole-text rebuild.
+
+A ranged change that does not fit codenook's copy is logged and the document marked out of
+sync (requests on it answer empty) until the next full-text change; nothing is taken from
+anywhere else. ``Versions`` lets a request that edited the document (a streamed code action)
+wait for the client's ``didChange`` of that edit instead of polling.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
 from codenook.lsp.dispatch import notification
-from codenook.text.documents import DocumentError
-from codenook.text.positions import PositionError
+from codenook.text.documents import Document, DocumentError
+from codenook.text.positions import PositionError, count_line_breaks
 
 if TYPE_CHECKING:
     from codenook.lsp.server import CodenookServer
@@ -43,11 +51,14 @@ class Versions:
 
 
 def register(server: CodenookServer) -> None:
+    _replace_pygls_did_change(server)
+
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     @notification("didOpen")
     def did_open(ls: CodenookServer, params: types.DidOpenTextDocumentParams) -> None:
         item = params.text_document
         app = ls.app
+        ls.workspace.remove_text_document(item.uri)  # pygls's copy; ours is below
         doc = app.documents.open(item.uri, item.text, item.version, item.language_id)
         ls.versions.changed(item.uri)
         app.workspace.opened(item.uri, doc.snapshot())
@@ -71,25 +82,10 @@ def register(server: CodenookServer) -> None:
         try:
             for change in params.content_changes:
                 if isinstance(change, types.TextDocumentContentChangePartial):
-                    start, end = change.range.start, change.range.end
-                    doc.apply_edit(
-                        (start.line, start.character),
-                        (end.line, end.character),
-                        change.text,
-                        ls.encoding,
-                        version,
-                    )
-                    new_last = start.line + change.text.count("\n")
-                    ls.app.workspace.changed(
-                        doc.uri, doc.snapshot(), start.line, end.line, new_last
-                    )
+                    _apply(ls, doc, change, version)
                 else:
-                    doc.replace_all(change.text, version)
+                    doc.replace_all(change.text, version)  # also ends an out-of-sync state
                     ls.app.workspace.replaced(doc.uri)
-        except (PositionError, DocumentError) as exc:
-            # Our copy no longer matches the editor's; resynchronise from pygls's copy.
-            ls.log(f"didChange for {doc.uri} did not apply ({exc}); resynchronising")
-            doc.replace_all(ls.workspace.get_text_document(doc.uri).source, version)
         finally:
             ls.versions.changed(doc.uri)
 
@@ -106,3 +102,46 @@ def register(server: CodenookServer) -> None:
         ls.app.workspace.closed(uri)
         ls.app.completions.forget(uri)
         ls.versions.changed(uri)
+
+
+def _replace_pygls_did_change(server: CodenookServer) -> None:
+    """pygls's built-in didChange, less the update of pygls's own copy: it only calls ours."""
+    features = server.protocol.fm
+
+    def did_change(params: types.DidChangeTextDocumentParams) -> Any:
+        handler = features.features.get(types.TEXT_DOCUMENT_DID_CHANGE)
+        if handler is not None:
+            yield handler, (params,), None
+
+    features.add_builtin_feature(types.TEXT_DOCUMENT_DID_CHANGE, did_change)
+
+
+def _apply(
+    ls: CodenookServer,
+    doc: Document,
+    change: types.TextDocumentContentChangePartial,
+    version: int,
+) -> None:
+    """One ranged change; one that does not fit leaves the document out of sync."""
+    if doc.out_of_sync is not None:
+        doc.version = version  # a range in a text we do not have: nothing to apply it to
+        return
+    start, end = change.range.start, change.range.end
+    try:
+        doc.apply_edit(
+            (start.line, start.character),
+            (end.line, end.character),
+            change.text,
+            ls.encoding,
+            version,
+        )
+    except (PositionError, DocumentError) as exc:
+        doc.mark_out_of_sync(f"version {version}: {exc}", version)
+        ls.log(
+            f"didChange for {doc.uri} did not apply ({exc}): codenook's copy no longer matches"
+            " the editor's; no answers there until the editor sends the whole text again"
+            " (reopen the file)"
+        )
+        return
+    new_last = start.line + count_line_breaks(change.text)
+    ls.app.workspace.changed(doc.uri, doc.snapshot(), start.line, end.line, new_last)

@@ -8,10 +8,10 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
-from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
 from codenook.lsp.dispatch import notification, request
+from codenook.lsp.rpc import RpcProtocol
 from codenook.text import languages
 
 if TYPE_CHECKING:
@@ -21,8 +21,9 @@ STATS_REQUEST = "codenook/stats"
 START_CONFIG_TIMEOUT_S = 5.0
 
 
-class CodenookProtocol(LanguageServerProtocol):
-    """pygls's protocol, plus what codenook advertises beyond the standard capabilities."""
+class CodenookProtocol(RpcProtocol):
+    """pygls's protocol held to JSON-RPC and the LSP lifecycle (``lsp/rpc``), plus what
+    codenook advertises beyond the standard capabilities."""
 
     @lsp_method(types.INITIALIZE)
     def lsp_initialize(
@@ -86,7 +87,10 @@ def register(server: CodenookServer) -> None:
     @notification("initialize")
     def initialize(ls: CodenookServer, params: types.InitializeParams) -> None:
         ls._loop = asyncio.get_running_loop()
-        ls.apply_settings(params.initialization_options)
+        options = params.initialization_options
+        if isinstance(options, dict) and "token" in options:  # TCP's token is no setting
+            options = {key: value for key, value in options.items() if key != "token"}
+        ls.apply_settings(options)
 
     @server.feature(types.INITIALIZED)
     @notification("initialized")
@@ -100,7 +104,9 @@ def register(server: CodenookServer) -> None:
     @server.feature(types.SHUTDOWN)
     @notification("shutdown")
     def shutdown(ls: CodenookServer, params: None) -> None:
-        ls.app.stop()
+        # Every engine job ends now (the running one at its next token); nobody waits for
+        # the engine thread here: the event loop still has every request to answer.
+        ls.app.stop(timeout=0)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
     @notification("didChangeWorkspaceFolders")

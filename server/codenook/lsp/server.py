@@ -8,19 +8,22 @@ in one module per feature and go through ``dispatch``; this module has no handle
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO
 
 from lsprotocol import types
+from pygls.exceptions import FeatureNotificationError, FeatureRequestError
 from pygls.lsp.server import LanguageServer
 
 from codenook import __version__
 from codenook.app import App, Hooks, LoaderFactory, model_loader
 from codenook.engine.scheduler import Status
-from codenook.lsp import actions, completion, documents, hover, lifecycle
+from codenook.lsp import actions, completion, documents, hover, lifecycle, transport
 from codenook.lsp.documents import Versions
 from codenook.lsp.lifecycle import CodenookProtocol
 from codenook.lsp.progress import Progress
+from codenook.lsp.rpc import say
 from codenook.settings import Settings, parse_settings
 from codenook.text.positions import Encoding
 from codenook.workspace.index import BuildStats
@@ -30,6 +33,8 @@ PROBLEM_NOTIFICATION = "codenook/problem"
 
 
 class CodenookServer(LanguageServer):
+    protocol: CodenookProtocol
+
     def __init__(
         self, settings_override: dict[str, Any] | None = None, loader: LoaderFactory = model_loader
     ) -> None:
@@ -56,6 +61,33 @@ class CodenookServer(LanguageServer):
                 schedule=self._later,
             ),
         )
+
+    # -- serving ------------------------------------------------------------------------------
+
+    def serve_io(self, stdin: BinaryIO, stdout: BinaryIO) -> int:
+        """Serve one client over stdio until exit or the end of input; the exit status."""
+        return self._finish(asyncio.run(transport.serve_io(self, stdin, stdout)))
+
+    def serve_tcp(self, host: str, port: int, token: str, announce: str) -> int:
+        """Serve the one client that shows ``token`` on ``host:port``; the exit status."""
+        return self._finish(asyncio.run(transport.serve_tcp(self, host, port, token, announce)))
+
+    def _finish(self, code: int) -> int:
+        """Give the engine what is left of the exit budget to close the model."""
+        since = self.protocol.ended_at or time.monotonic()
+        self.app.stop(timeout=max(0.0, since + transport.EXIT_BUDGET_S - 0.3 - time.monotonic()))
+        if self._thread_pool is not None:
+            self._thread_pool.shutdown(wait=False, cancel_futures=True)
+        return code
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """pygls's "Error in server" pop-up, replaced: a request was answered with its error
+        already; anything else goes to the log, never to a pop-up."""
+        if source is FeatureRequestError:
+            return
+        say(f"internal error: {error}")
+        if source is FeatureNotificationError:
+            self.log(f"codenook: internal error: {error}")
 
     # -- the session ---------------------------------------------------------------------------
 

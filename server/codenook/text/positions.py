@@ -9,8 +9,12 @@ multi-byte characters right.
 from __future__ import annotations
 
 import bisect
+import re
 from dataclasses import dataclass
 from enum import Enum
+from itertools import accumulate
+
+from codenook.text.rope import Rope
 
 
 class Encoding(str, Enum):
@@ -83,34 +87,80 @@ class Point:
     column: int
 
 
+_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def count_line_breaks(text: str) -> int:
+    r"""How many LSP line breaks (``\n``, ``\r\n``, ``\r``) ``text`` holds."""
+    return text.count("\n") + text.count("\r") - text.count("\r\n")
+
+
+def line_starts(text: str, lo: int = 0, hi: int | None = None) -> list[int]:
+    r"""The offsets ``p``, ``lo <= p <= hi``, at which a line of ``text`` starts.
+
+    LSP breaks lines at ``\n``, ``\r\n`` and ``\r`` only (never at the other characters
+    ``str.splitlines`` splits on: ``\v``, ``\f``, ``\x1c``-``\x1e``, ``\x85``, U+2028,
+    U+2029). Whether ``p`` starts a line depends on the characters at ``p - 1`` and ``p`` only,
+    so the scan reads ``text[lo - 1 : hi + 1]`` and nothing else.
+    """
+    end = len(text) if hi is None else min(hi, len(text))
+    found = [0] if lo <= 0 else []
+    if hi is None and lo <= 0 and "\r" not in text:
+        # The common case, and the one a whole large document takes: one C-speed split.
+        found.extend(accumulate(len(line) + 1 for line in text.split("\n")))
+        found.pop()
+        return found
+    for match in _BREAK.finditer(text, max(0, lo - 1), min(len(text), end + 1)):
+        if lo <= match.end() <= end:
+            found.append(match.end())
+    return found
+
+
 class LineIndex:
-    """Start offsets of every line of a text, for O(log n) position lookups."""
+    r"""Start offsets of every line of a text, for O(log n) position lookups.
 
-    __slots__ = ("_starts", "text")
+    Lines end at ``\n``, ``\r\n`` or ``\r``, as in LSP. The starts are kept in blocks of at
+    most ``BLOCK`` offsets, each with a shift that applies to the whole block, so that
+    ``edited`` builds the index of an edited text from this one by rescanning only the edited
+    span and shifting whole blocks: its cost grows with the edit and with the number of blocks
+    (lines / ``BLOCK``), not with the length of the text. An index is never changed once built
+    (snapshots keep theirs); ``edited`` shares the untouched blocks with the new index.
+    """
 
-    def __init__(self, text: str) -> None:
-        self.text = text
-        starts = [0]
-        find = text.find
-        pos = find("\n")
-        while pos != -1:
-            starts.append(pos + 1)
-            pos = find("\n", pos + 1)
-        self._starts = starts
+    BLOCK = 1024
+
+    __slots__ = ("_bases", "_blocks", "_count", "_firsts", "_rope", "_shifts")
+
+    def __init__(self, text: str | Rope) -> None:
+        self._rope = text if isinstance(text, Rope) else Rope(text)
+        starts = line_starts(str(self._rope))
+        step = self.BLOCK
+        self._blocks = [starts[i : i + step] for i in range(0, len(starts), step)]
+        self._shifts = [0] * len(self._blocks)
+        self._bases = [block[0] for block in self._blocks]
+        self._firsts = list(range(0, len(starts), step))
+        self._count = len(starts)
+
+    @property
+    def text(self) -> str:
+        """The whole text (joined once per version of a long, edited document)."""
+        return str(self._rope)
 
     @property
     def line_count(self) -> int:
-        return len(self._starts)
+        return self._count
 
     def line_start(self, line: int) -> int:
-        return self._starts[line]
+        k = bisect.bisect_right(self._firsts, line) - 1
+        return self._blocks[k][line - self._firsts[k]] + self._shifts[k]
 
     def line_text(self, line: int) -> str:
         """The line without its line break."""
-        start = self._starts[line]
-        end = self._starts[line + 1] - 1 if line + 1 < len(self._starts) else len(self.text)
-        text = self.text[start:end]
-        return text[:-1] if text.endswith("\r") else text
+        start = self.line_start(line)
+        if line + 1 >= self._count:
+            return self._rope.slice(start, len(self._rope))
+        text = self._rope.slice(start, self.line_start(line + 1))
+        return text[:-2] if text.endswith("\r\n") else text[:-1]
 
     def offset(self, line: int, column: int, encoding: Encoding) -> int:
         """Code-point offset of an LSP position; a line past the end is an error.
@@ -120,22 +170,86 @@ class LineIndex:
         """
         if line < 0:
             raise PositionError(f"negative line {line}")
-        if line >= len(self._starts):
-            if line == len(self._starts) and column == 0:
-                return len(self.text)
+        if line >= self._count:
+            if line == self._count and column == 0:
+                return len(self._rope)
             raise PositionError(
-                f"line {line} is past the end of the document ({len(self._starts)} lines)"
+                f"line {line} is past the end of the document ({self._count} lines)"
             )
-        return self._starts[line] + column_to_index(self.line_text(line), column, encoding)
+        return self.line_start(line) + column_to_index(self.line_text(line), column, encoding)
 
     def point(self, offset: int) -> Point:
-        line = bisect.bisect_right(self._starts, offset) - 1
-        return Point(line, offset - self._starts[line])
+        k = bisect.bisect_right(self._bases, offset) - 1
+        block, shift = self._blocks[k], self._shifts[k]
+        i = bisect.bisect_right(block, offset - shift) - 1
+        return Point(self._firsts[k] + i, offset - block[i] - shift)
 
     def position(self, offset: int, encoding: Encoding) -> tuple[int, int]:
         """LSP (line, column) of a code-point offset."""
         pt = self.point(offset)
         return pt.line, index_to_column(self.line_text(pt.line), pt.column, encoding)
+
+    def edited(self, start: int, end: int, inserted: str, text: str | Rope) -> LineIndex:
+        """The index of ``text``: this index's text with ``[start, end)`` replaced by
+        ``inserted``.
+
+        Only starts at offsets ``start..end`` of the old text can change (whether an offset
+        starts a line depends on the character before it and its own); they are rescanned in
+        the new text, the starts after them move by the change in length.
+        """
+        rope = text if isinstance(text, Rope) else Rope(text)
+        delta = len(inserted) - (end - start)
+        k0 = bisect.bisect_right(self._bases, start) - 1
+        k1 = bisect.bisect_right(self._bases, end) - 1
+        old: list[int] = []
+        for k in range(k0, k1 + 1):
+            shift = self._shifts[k]
+            old.extend(s + shift for s in self._blocks[k])
+        removed = len(old)
+        merged = old[: bisect.bisect_left(old, start)]
+        window_start = max(0, start - 1)
+        window = rope.slice(window_start, start + len(inserted) + 1)
+        rescanned = line_starts(window, start - window_start, start + len(inserted) - window_start)
+        merged += [window_start + p for p in rescanned]
+        merged += [s + delta for s in old[bisect.bisect_right(old, end) :]]
+        # Keep blocks from dwindling: a small remainder takes in the next block.
+        while len(merged) < self.BLOCK // 2 and k1 + 1 < len(self._blocks):
+            k1 += 1
+            shift = self._shifts[k1] + delta
+            merged.extend(s + shift for s in self._blocks[k1])
+            removed += len(self._blocks[k1])
+        pieces = _split(merged, self.BLOCK)
+        firsts: list[int] = []
+        line = self._firsts[k0]
+        for piece in pieces:
+            firsts.append(line)
+            line += len(piece)
+        lines = len(merged) - removed
+        new = LineIndex.__new__(LineIndex)
+        new._rope = rope
+        new._blocks = [*self._blocks[:k0], *pieces, *self._blocks[k1 + 1 :]]
+        new._shifts = [
+            *self._shifts[:k0],
+            *([0] * len(pieces)),
+            *(s + delta for s in self._shifts[k1 + 1 :]),
+        ]
+        new._bases = [
+            *self._bases[:k0],
+            *(piece[0] for piece in pieces),
+            *(b + delta for b in self._bases[k1 + 1 :]),
+        ]
+        new._firsts = [*self._firsts[:k0], *firsts, *(f + lines for f in self._firsts[k1 + 1 :])]
+        new._count = self._count + lines
+        return new
+
+
+def _split(starts: list[int], size: int) -> list[list[int]]:
+    """``starts`` in nearly equal pieces of at most ``size`` (none when it is empty)."""
+    if not starts:
+        return []
+    pieces = -(-len(starts) // size)
+    step = -(-len(starts) // pieces)
+    return [starts[i : i + step] for i in range(0, len(starts), step)]
 
 
 def utf8_length(text: str) -> int:
