@@ -19,8 +19,8 @@ from collections.abc import Callable
 
 from tree_sitter import Tree
 
+import codenook.workspace.index.worker as worker_process
 from codenook.uris import fs_path, is_uri
-from codenook.workspace.index import worker as worker_process
 from codenook.workspace.index.extract import extract, index_file, index_files
 from codenook.workspace.index.files import is_source_name, list_source_files
 from codenook.workspace.index.model import BuildStats, Definition, FileEntry, Skipped
