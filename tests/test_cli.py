@@ -101,16 +101,14 @@ def test_complete_puts_the_imported_definition_in_the_prompt(
     app.write_text(
         "from shop.models import Customer\n\n\ndef welcome(name):\n    who = Customer(\n"
     )
-    proc = run(
-        "complete",
-        f"{app}:5:20",
-        "--json",
-        "--show-prompt",
-        "--model",
-        str(hybrid_path),
-        "--set",
-        "completion.maxTokens=4",
-    )
+
+    def complete(*settings: str) -> subprocess.CompletedProcess[str]:
+        """Complete inside ``Customer(``, showing the prompt, with 4 tokens and ``settings``."""
+        sets = [arg for each in ("completion.maxTokens=4", *settings) for arg in ("--set", each)]
+        options = ["--json", "--show-prompt", "--model", str(hybrid_path), *sets]
+        return run("complete", f"{app}:5:20", *options)
+
+    proc = complete()
     assert proc.returncode == 0, proc.stderr
     assert "indexing" in proc.stderr and "4 files" in proc.stderr
     report = json.loads(proc.stdout)
@@ -120,17 +118,6 @@ def test_complete_puts_the_imported_definition_in_the_prompt(
     assert "class Customer" in prompt and "def greeting(self, formal: bool = False)" in prompt
     assert prompt.index("class Customer") < prompt.index("<|file_sep|>app.py")
     # Without the workspace (index off), the definition is not there: the test can fail.
-    alone = run(
-        "complete",
-        f"{app}:5:20",
-        "--json",
-        "--show-prompt",
-        "--model",
-        str(hybrid_path),
-        "--set",
-        "completion.maxTokens=4",
-        "--set",
-        "index.enabled=false",
-    )
+    alone = complete("index.enabled=false")
     assert alone.returncode == 0, alone.stderr
     assert "class Customer" not in json.loads(alone.stdout)["prompt"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from lsp_reference import lsp_line, lsp_position, random_edit, random_splice, random_text, units
 from tree_sitter import Node, Parser, Tree
 
 from codenook.text import languages
@@ -158,26 +159,7 @@ SNIPPETS = {
 }
 
 
-# --- independent reference arithmetic ----------------------------------------------------------
-
-
-def _column(line_head: str, encoding: Encoding) -> int:
-    if encoding is Encoding.UTF8:
-        return len(line_head.encode("utf-8"))
-    if encoding is Encoding.UTF16:
-        return len(line_head.encode("utf-16-le")) // 2
-    return len(line_head)
-
-
-def _line_bounds(text: str, offset: int) -> tuple[int, int, int]:
-    """(line number, line start, line end without its break) of a code-point offset."""
-    line = text.count("\n", 0, offset)
-    start = text.rfind("\n", 0, offset) + 1
-    end = text.find("\n", offset)
-    end = len(text) if end == -1 else end
-    if end > start and text[end - 1] == "\r":
-        end -= 1
-    return line, start, end
+# --- positions written the odd but legal ways --------------------------------------------------
 
 
 def _lsp_position(
@@ -189,52 +171,18 @@ def _lsp_position(
     begins, the column may point inside it (snaps back to its start); at the very end of a
     text that ends with a newline, the position may be one line past the end, column 0.
     """
-    line, start, end = _line_bounds(text, offset)
-    column = _column(text[start:offset], encoding)
+    line, column = lsp_position(text, offset, encoding)
+    _, end = lsp_line(text, line)
     roll = rng.random()
     if offset == end and roll < 0.3:
         column += rng.randint(1, 5)
     elif offset < end and roll < 0.3:
-        width = _column(text[offset], encoding)
+        width = units(text[offset], encoding)
         if width > 1:
             column += rng.randint(1, width - 1)
     elif offset == len(text) and text.endswith("\n") and roll < 0.5:
         return line + 1, 0
     return line, column
-
-
-def _addressable(text: str, offset: int) -> bool:
-    """LSP cannot name the point between the \\r and \\n of a CRLF."""
-    return not (0 < offset < len(text) and text[offset - 1] == "\r" and text[offset] == "\n")
-
-
-def _random_offset(text: str, rng: random.Random) -> int:
-    while True:
-        offset = rng.randint(0, len(text))
-        if _addressable(text, offset):
-            return offset
-
-
-def _random_edit(text: str, rng: random.Random, snippets: list[str]) -> tuple[int, int, str]:
-    kind = rng.random()
-    a = _random_offset(text, rng)
-    if kind < 0.4:  # insertion
-        b = a
-    else:  # deletion or replacement of up to a few lines
-        b = a + rng.randint(0, 40)
-        while b > len(text) or not _addressable(text, b):
-            b -= 1
-    if kind < 0.4 or kind >= 0.7:
-        new = rng.choice(snippets)
-        if rng.random() < 0.2:
-            new += rng.choice(snippets)
-    else:
-        new = ""
-    # Keep the document from shrinking to nothing or growing without bound.
-    if len(text) > 3000 and b - a < len(new):
-        b = a
-        new = ""
-    return a, b, new
 
 
 # --- trees -------------------------------------------------------------------------------------
@@ -282,7 +230,7 @@ def test_random_edits_keep_text_and_tree_exact(language_name: str, seed: int) ->
     expected = source
     snippets = SNIPPETS[language_name]
     for step in range(200):
-        a, b, new = _random_edit(expected, rng, snippets)
+        a, b, new = random_edit(expected, rng, snippets, reach=40, cap=3000)
         encoding = rng.choice(ENCODINGS)
         start = _lsp_position(expected, a, encoding, rng)
         end = _lsp_position(expected, b, encoding, rng)
@@ -497,12 +445,10 @@ def test_rope_edits_and_slices_match_a_string(chunk: int, monkeypatch: pytest.Mo
     rng = random.Random(chunk)
     pieces = ["a", "bcd", "é", "😀", "\n", "\r\n", "\u2028", "", "0123456789" * 3]
     for _ in range(30):
-        expected = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        expected = random_text(rng, pieces, 0, 30)
         rope = Rope(expected)
         for _ in range(40):
-            a = rng.randint(0, len(expected))
-            b = min(len(expected), a + rng.randint(0, 20))
-            new = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 3)))
+            a, b, new = random_splice(expected, rng, pieces, reach=20, most=3)
             before = rope
             rope = rope.edited(a, b, new)
             assert str(before) == expected  # the old rope is untouched

@@ -1,9 +1,10 @@
 """Code actions, streamed edits and hover, end to end over stdio with the real SmolLM2.
 
-The test client behaves like an editor: it applies `workspace/applyEdit` to its own copy of
-the document (refusing stale versions) and reports each change back with `didChange`. A 135M
-model writes poor code, so assertions hold whatever it says: what reaches the document is
-exactly what the server says, streaming happens line by line, cancel and typing are safe.
+The test client behaves like an editor (``lsp_editor.Editor``): it applies `workspace/applyEdit`
+to its own copy of the document (refusing stale versions) and reports each change back with
+`didChange`. A 135M model writes poor code, so assertions hold whatever it says: what reaches
+the document is exactly what the server says, streaming happens line by line, cancel and typing
+are safe.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from typing import Any
 
 import pytest
 import pytest_lsp
+from lsp_editor import Editor
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
-
-from codenook.text.positions import Encoding, LineIndex
 
 SERVER = [sys.executable, "-m", "codenook", "serve"]
 ROOT = Path(__file__).parent / "workspace"
@@ -46,64 +46,9 @@ def area(r):
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-class Editor:
-    """The client's copies of documents; applies edits like an editor would."""
-
-    def __init__(self, client: LanguageClient) -> None:
-        self.client = client
-        self.docs: dict[str, list[Any]] = {}
-        self.edits: list[types.ApplyWorkspaceEditParams] = []
-        self.on_edit = None
-
-    def open(self, name: str, text: str) -> str:
-        uri = (ROOT / name).as_uri()
-        self.docs[uri] = [1, text]
-        self.client.text_document_did_open(
-            types.DidOpenTextDocumentParams(types.TextDocumentItem(uri, "python", 1, text))
-        )
-        return uri
-
-    def change(self, uri: str, start: int, end: int, new_text: str) -> None:
-        version, text = self.docs[uri]
-        lines = LineIndex(text)
-        (sl, sc), (el, ec) = (
-            lines.position(start, Encoding.UTF16),
-            lines.position(end, Encoding.UTF16),
-        )
-        self.docs[uri] = [version + 1, text[:start] + new_text + text[end:]]
-        self.client.text_document_did_change(
-            types.DidChangeTextDocumentParams(
-                types.VersionedTextDocumentIdentifier(uri=uri, version=version + 1),
-                [
-                    types.TextDocumentContentChangePartial(
-                        range=types.Range(types.Position(sl, sc), types.Position(el, ec)),
-                        text=new_text,
-                    )
-                ],
-            )
-        )
-
-    def apply(self, params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
-        for change in params.edit.document_changes or []:
-            uri = change.text_document.uri
-            version, text = self.docs[uri]
-            if change.text_document.version != version:
-                return types.ApplyWorkspaceEditResult(applied=False, failure_reason="stale")
-            lines = LineIndex(text)
-            for edit in change.edits:
-                rng = edit.range
-                start = lines.offset(rng.start.line, rng.start.character, Encoding.UTF16)
-                end = lines.offset(rng.end.line, rng.end.character, Encoding.UTF16)
-                self.change(uri, start, end, edit.new_text)
-        self.edits.append(params)
-        if self.on_edit is not None:
-            self.on_edit(params)
-        return types.ApplyWorkspaceEditResult(applied=True)
-
-
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER), scope="module")
 async def client(lsp_client: LanguageClient):
-    editor = Editor(lsp_client)
+    editor = Editor(lsp_client, ROOT)
     lsp_client.editor = editor
 
     @lsp_client.feature(types.WORKSPACE_APPLY_EDIT)

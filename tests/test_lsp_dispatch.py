@@ -15,11 +15,10 @@ from typing import Any
 
 import pytest
 import pytest_lsp
+from lsp_editor import Editor
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
-
-from test_lsp_assist import Editor
 
 ROOT = Path(__file__).parent / "workspace"
 SERVE_FAKE = [sys.executable, str(Path(__file__).parent / "serve_fake.py")]
@@ -36,7 +35,7 @@ def _config(**script: Any) -> ClientServerConfig:
 
 
 async def _start(client: LanguageClient, *, problems: bool = False, ready: bool = True) -> Editor:
-    editor = Editor(client)
+    editor = Editor(client, ROOT)
     client.editor = editor  # type: ignore[attr-defined]
 
     @client.feature(types.WORKSPACE_APPLY_EDIT)

@@ -6,6 +6,7 @@ import bisect
 import random
 
 import pytest
+from lsp_reference import lsp_line_starts, random_splice, random_text, units
 
 from codenook.text.positions import (
     Encoding,
@@ -25,16 +26,6 @@ U8, U16, U32 = Encoding.UTF8, Encoding.UTF16, Encoding.UTF32
 LINE = "aé中😀b"
 
 
-def _reference_column(line: str, index: int, encoding: Encoding) -> int:
-    """Column computed the slow, obvious way, independently of the code under test."""
-    head = line[:index]
-    if encoding is U8:
-        return len(head.encode("utf-8"))
-    if encoding is U16:
-        return len(head.encode("utf-16-le")) // 2
-    return len(head)
-
-
 @pytest.mark.parametrize(
     ("encoding", "columns"),
     [
@@ -47,7 +38,7 @@ def test_index_to_column_and_back(encoding: Encoding, columns: list[int]) -> Non
     for index, column in enumerate(columns):
         assert index_to_column(LINE, index, encoding) == column
         assert column_to_index(LINE, column, encoding) == index
-        assert _reference_column(LINE, index, encoding) == column
+        assert units(LINE[:index], encoding) == column
 
 
 def test_column_inside_a_character_snaps_to_its_start() -> None:
@@ -63,7 +54,7 @@ def test_column_inside_a_character_snaps_to_its_start() -> None:
 
 @pytest.mark.parametrize("encoding", list(Encoding))
 def test_columns_past_the_end_clamp_to_the_line_length(encoding: Encoding) -> None:
-    end = _reference_column(LINE, len(LINE), encoding)
+    end = units(LINE, encoding)
     for column in (end, end + 1, end + 7, 1000):
         assert column_to_index(LINE, column, encoding) == len(LINE)
     assert column_to_index("abc", 99, encoding) == 3
@@ -89,7 +80,7 @@ def test_every_index_of_a_mixed_line_round_trips() -> None:
     for encoding in Encoding:
         for index in range(len(line) + 1):
             column = index_to_column(line, index, encoding)
-            assert column == _reference_column(line, index, encoding)
+            assert column == units(line[:index], encoding)
             assert column_to_index(line, column, encoding) == index
 
 
@@ -138,7 +129,7 @@ def test_offset_position_round_trip_at_every_offset(encoding: Encoding) -> None:
         assert line == TEXT.count("\n", 0, offset)
         line_start = TEXT.rfind("\n", 0, offset) + 1
         line_text = TEXT[line_start:].split("\n", 1)[0]
-        assert column == _reference_column(line_text, offset - line_start, encoding)
+        assert column == units(line_text[: offset - line_start], encoding)
         assert idx.point(offset) == Point(line, offset - line_start)
 
 
@@ -255,34 +246,23 @@ def test_count_line_breaks() -> None:
 PIECES = ["a", "bc", "é", "😀", "\n", "\r", "\r\n", "\u2028", "\f", ""]
 
 
-def _reference_starts(text: str) -> list[int]:
-    """Line starts the obvious way: after every \n, and after every \r not followed by \n."""
-    return [0] + [
-        i + 1
-        for i, ch in enumerate(text)
-        if ch == "\n" or (ch == "\r" and text[i + 1 : i + 2] != "\n")
-    ]
-
-
 @pytest.mark.parametrize("block", [1, 2, 3, 16, LineIndex.BLOCK])
 def test_edited_index_equals_a_fresh_one(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Any edit, even one that joins or splits a \r\n, gives the index a full scan gives."""
     monkeypatch.setattr(LineIndex, "BLOCK", block)
     rng = random.Random(block)
     for _ in range(40):
-        text = "".join(rng.choice(PIECES) for _ in range(rng.randint(0, 40)))
+        text = random_text(rng, PIECES, 0, 40)
         idx = LineIndex(text)
         for _ in range(40):
-            a = rng.randint(0, len(text))
-            b = min(len(text), a + rng.randint(0, 8))
-            inserted = "".join(rng.choice(PIECES) for _ in range(rng.randint(0, 4)))
+            a, b, inserted = random_splice(text, rng, PIECES, reach=8, most=4)
             new_text = text[:a] + inserted + text[b:]
             old_lines = [idx.line_text(i) for i in range(idx.line_count)]
             new = idx.edited(a, b, inserted, new_text)
             # The old index is untouched (a snapshot may still hold it).
             assert [idx.line_text(i) for i in range(idx.line_count)] == old_lines
             idx, text = new, new_text
-            starts = _reference_starts(text)
+            starts = lsp_line_starts(text)
             assert idx.line_count == len(starts)
             assert [idx.line_start(i) for i in range(len(starts))] == starts
             for offset in range(len(text) + 1):
@@ -314,7 +294,7 @@ def test_an_edit_scans_only_around_itself(monkeypatch: pytest.MonkeyPatch) -> No
         idx = idx.edited(at, end, inserted, text)
     assert len(scanned) == 200
     assert max(scanned) <= 4
-    starts = _reference_starts(text)
+    starts = lsp_line_starts(text)
     assert idx.line_count == len(starts)
     for line in range(0, len(starts), 997):
         assert idx.line_start(line) == starts[line]

@@ -5,23 +5,23 @@ pygls uses for its own copy) also breaks at ``\\v``, ``\\f``, ``\\x1c``-``\\x1e`
 U+2028 and U+2029, so pygls's copy goes wrong as soon as a document holds one of them. These
 tests type around those characters over stdio and check that what a code action writes back
 lands exactly where the editor expects, and that the document model agrees with an
-independent implementation of LSP positions.
+independent implementation of LSP positions (``lsp_reference``, which the test editor uses too).
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import json
 import os
 import random
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_lsp
+from lsp_editor import Editor
+from lsp_reference import lsp_line_starts, lsp_position, random_edit, random_offset
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
@@ -29,7 +29,6 @@ from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 from codenook.text.documents import Document
 from codenook.text.positions import Encoding
 from test_documents import _assert_same_tree
-from test_lsp_assist import Editor
 
 TESTS = Path(__file__).resolve().parent.parent
 ROOT = TESTS / "workspace"
@@ -37,93 +36,6 @@ SERVE_FAKE = [sys.executable, str(TESTS / "serve_fake.py")]
 
 # Every character str.splitlines splits on that LSP does not treat as a line break.
 NOT_BREAKS = "\v\f\x1c\x1d\x1e\x85\u2028\u2029"
-
-
-# -- an independent implementation of LSP positions ---------------------------------------------
-
-_BREAK = re.compile(r"\r\n|\r|\n")
-
-
-def lsp_line_starts(text: str) -> list[int]:
-    return [0, *(m.end() for m in _BREAK.finditer(text))]
-
-
-def _units(text: str, encoding: Encoding) -> int:
-    if encoding is Encoding.UTF8:
-        return len(text.encode("utf-8"))
-    if encoding is Encoding.UTF16:
-        return len(text.encode("utf-16-le")) // 2
-    return len(text)
-
-
-def lsp_offset(text: str, line: int, character: int, encoding: Encoding = Encoding.UTF16) -> int:
-    """Code-point offset of an LSP position (columns past the line end clamp to it)."""
-    starts = lsp_line_starts(text)
-    if line >= len(starts):
-        assert line == len(starts) and character == 0, (line, character)
-        return len(text)
-    start = starts[line]
-    end = starts[line + 1] if line + 1 < len(starts) else len(text)
-    body = text[start:end]
-    body = body[: len(body) - len(m.group())] if (m := _BREAK.search(body)) else body
-    used = 0
-    for index, ch in enumerate(body):
-        width = _units(ch, encoding)
-        if used + width > character:
-            return start + index
-        used += width
-    return start + len(body)
-
-
-def lsp_position(text: str, offset: int, encoding: Encoding = Encoding.UTF16) -> tuple[int, int]:
-    starts = lsp_line_starts(text)
-    line = bisect.bisect_right(starts, offset) - 1
-    return line, _units(text[starts[line] : offset], encoding)
-
-
-class LspEditor(Editor):
-    """The test editor, counting lines and UTF-16 columns by the LSP rules above."""
-
-    def change(self, uri: str, start: int, end: int, new_text: str) -> None:
-        version, text = self.docs[uri]
-        (sl, sc), (el, ec) = lsp_position(text, start), lsp_position(text, end)
-        self.docs[uri] = [version + 1, text[:start] + new_text + text[end:]]
-        self.client.text_document_did_change(
-            types.DidChangeTextDocumentParams(
-                types.VersionedTextDocumentIdentifier(uri=uri, version=version + 1),
-                [
-                    types.TextDocumentContentChangePartial(
-                        range=types.Range(types.Position(sl, sc), types.Position(el, ec)),
-                        text=new_text,
-                    )
-                ],
-            )
-        )
-
-    def apply(self, params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
-        for change in params.edit.document_changes or []:
-            assert isinstance(change, types.TextDocumentEdit)
-            uri = change.text_document.uri
-            version, text = self.docs[uri]
-            if change.text_document.version != version:
-                return types.ApplyWorkspaceEditResult(applied=False, failure_reason="stale")
-            for edit in change.edits:
-                rng = edit.range
-                start = lsp_offset(text, rng.start.line, rng.start.character)
-                end = lsp_offset(text, rng.end.line, rng.end.character)
-                self.change(uri, start, end, edit.new_text)
-        self.edits.append(params)
-        return types.ApplyWorkspaceEditResult(applied=True)
-
-    def send(self, uri: str, *changes: types.TextDocumentContentChangeEvent) -> None:
-        """A didChange as given, whatever it does to the text (the editor's copy stays)."""
-        version = self.docs[uri][0] + 1
-        self.docs[uri][0] = version
-        self.client.text_document_did_change(
-            types.DidChangeTextDocumentParams(
-                types.VersionedTextDocumentIdentifier(uri=uri, version=version), list(changes)
-            )
-        )
 
 
 # -- typing around the characters, then a code action over stdio --------------------------------
@@ -164,7 +76,7 @@ REPLY = f"```python\n{DOCUMENTED}\n```\n"
     scope="module",
 )
 async def client(lsp_client: LanguageClient):
-    editor = LspEditor(lsp_client)
+    editor = Editor(lsp_client, ROOT)
     lsp_client.editor = editor  # type: ignore[attr-defined]
 
     @lsp_client.feature(types.WORKSPACE_APPLY_EDIT)
@@ -190,13 +102,13 @@ async def client(lsp_client: LanguageClient):
     await lsp_client.shutdown_session()
 
 
-def _type(editor: LspEditor, uri: str, at: int, text: str, delete: int = 0) -> None:
+def _type(editor: Editor, uri: str, at: int, text: str, delete: int = 0) -> None:
     editor.change(uri, at, at + delete, text)
 
 
 @pytest.mark.asyncio(loop_scope="module")
 async def test_code_action_after_typing_around_non_lsp_line_breaks(client: LanguageClient) -> None:
-    editor: LspEditor = client.editor  # type: ignore[attr-defined]
+    editor: Editor = client.editor  # type: ignore[attr-defined]
     uri = editor.open("text_safety.py", BEFORE)
 
     def text() -> str:
@@ -230,7 +142,7 @@ async def test_code_action_after_typing_around_non_lsp_line_breaks(client: Langu
 
 async def _docstring(client: LanguageClient, uri: str) -> Any:
     """Run the docstring action with the cursor in ``def scale``."""
-    editor: LspEditor = client.editor  # type: ignore[attr-defined]
+    editor: Editor = client.editor  # type: ignore[attr-defined]
     line, _ = lsp_position(editor.docs[uri][1], editor.docs[uri][1].index("def scale"))
     args = {
         "uri": uri,
@@ -248,7 +160,7 @@ async def test_a_change_that_does_not_fit_silences_the_document_until_a_full_syn
     client: LanguageClient,
 ) -> None:
     """No copy is taken from pygls: the document answers nothing until the editor resends it."""
-    editor: LspEditor = client.editor  # type: ignore[attr-defined]
+    editor: Editor = client.editor  # type: ignore[attr-defined]
     text = BEFORE.replace(BEFORE[BEFORE.index("def ") : BEFORE.index("\n\n\nx")], TYPED)
     uri = editor.open("out_of_sync.py", text)
     past_the_end = types.Range(types.Position(99, 0), types.Position(99, 0))
@@ -284,29 +196,6 @@ SNIPPETS = ["x", "é", "😀", " ", "\n", "\r\n", "\r", "ab\ncd", "q\rr", *NOT_B
 SNIPPETS += [f"a{c}b" for c in NOT_BREAKS] + [f"{c}\n{c}" for c in NOT_BREAKS]
 
 
-def _addressable(text: str, offset: int) -> bool:
-    """LSP cannot name the point between the \\r and \\n of a CRLF."""
-    return not (0 < offset < len(text) and text[offset - 1] == "\r" and text[offset] == "\n")
-
-
-def _random_offset(text: str, rng: random.Random) -> int:
-    while True:
-        offset = rng.randint(0, len(text))
-        if _addressable(text, offset):
-            return offset
-
-
-def _random_edit(text: str, rng: random.Random) -> tuple[int, int, str]:
-    a = _random_offset(text, rng)
-    b = a if rng.random() < 0.4 else min(len(text), a + rng.randint(0, 12))
-    while not _addressable(text, b):
-        b -= 1
-    new = "".join(rng.choice(SNIPPETS) for _ in range(rng.randint(0, 3)))
-    if len(text) > 600 and b - a < len(new):
-        new = ""
-    return a, b, new  # it may join a lone \r and a \n into one CRLF line break
-
-
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("name", ["notes.txt", "a.py"])
 def test_apply_edit_matches_lsp_reference_with_every_line_break(seed: int, name: str) -> None:
@@ -315,7 +204,7 @@ def test_apply_edit_matches_lsp_reference_with_every_line_break(seed: int, name:
     doc = Document(f"file:///w/{name}", source, 1)
     expected = source
     for step in range(300):
-        a, b, new = _random_edit(expected, rng)
+        a, b, new = random_edit(expected, rng, SNIPPETS, reach=12, cap=600)
         encoding = rng.choice(tuple(Encoding))
         start = lsp_position(expected, a, encoding)
         end = lsp_position(expected, b, encoding)
@@ -326,7 +215,7 @@ def test_apply_edit_matches_lsp_reference_with_every_line_break(seed: int, name:
         starts = lsp_line_starts(expected)
         assert lines.line_count == len(starts)
         for _ in range(5):
-            offset = _random_offset(expected, rng)
+            offset = random_offset(expected, rng)
             assert lines.position(offset, encoding) == lsp_position(expected, offset, encoding)
             line, column = lsp_position(expected, offset, encoding)
             assert lines.offset(line, column, encoding) == offset
