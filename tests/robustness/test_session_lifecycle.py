@@ -275,3 +275,25 @@ def test_a_malformed_answer_fails_the_waiting_request_instead_of_hanging() -> No
         assert "error" in reply, reply
         assert [m for m in client.messages if m.get("method") == "window/showMessage"] == []
         assert shutdown_and_exit(client) == 0
+
+
+def test_the_editor_vanishing_mid_action_ends_the_process() -> None:
+    """The input ends (the editor crashed) while an action streams and an applyEdit waits for
+    an answer that never comes: the process must end promptly, not spin at shutdown."""
+    with RawClient.spawn(fake={"step_s": 0.05, "reply": REPLY * 4}) as client:
+        client.auto_answer = False  # the applyEdit is never answered
+        initialize(client, {"workspace": {"applyEdit": True}})
+        uri = open_document(client, "vanish.py")
+        action = {
+            "uri": uri,
+            "version": 1,
+            "range": {"start": {"line": 0, "character": 4}, "end": {"line": 0, "character": 4}},
+            "action": "docstring",
+        }
+        client.send_request(
+            "workspace/executeCommand", {"command": "codenook.runAction", "arguments": [action]}
+        )
+        client.wait_for(lambda m: m.get("method") == "workspace/applyEdit", 10, "an applyEdit")
+        client.close_input()
+        client.wait_exit(8)
+        assert STUCK not in client.stderr

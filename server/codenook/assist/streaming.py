@@ -155,11 +155,17 @@ class _Settle:
 
     async def __call__(self, edit: Edit) -> bool:
         sending = asyncio.ensure_future(self._apply(edit))
-        while True:
-            try:
-                return await asyncio.shield(sending)
-            except asyncio.CancelledError:
-                self.interrupted = True
+        try:
+            return await asyncio.shield(sending)
+        except asyncio.CancelledError:
+            self.interrupted = True
+        # The user's cancel waits for the edit on its way; a second cancel (the event loop
+        # shutting down, which also cancels the edit itself) gives up rather than spinning.
+        try:
+            return await asyncio.shield(sending)
+        except asyncio.CancelledError:
+            sending.cancel()
+            raise
 
 
 async def _restore(

@@ -3,6 +3,7 @@ replacement into the buffer through versioned ``workspace/applyEdit``."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -151,7 +152,13 @@ class VersionedEdits:
         identifier = types.OptionalVersionedTextDocumentIdentifier(uri=self._uri, version=version)
         change = types.TextDocumentEdit(text_document=identifier, edits=[text_edit])
         params = types.ApplyWorkspaceEditParams(edit=types.WorkspaceEdit(document_changes=[change]))
-        result = await ls.workspace_apply_edit_async(params)
+        try:
+            # A client that never answers must not hold the action (and shutdown) forever.
+            result = await asyncio.wait_for(
+                ls.workspace_apply_edit_async(params), EDIT_ECHO_TIMEOUT_S
+            )
+        except (TimeoutError, asyncio.TimeoutError):
+            return False
         if not result.applied or not await self._echo(version):
             return False
         after = ls.app.documents.find(self._uri)
