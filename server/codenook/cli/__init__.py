@@ -72,9 +72,10 @@ def cmd_serve(args: argparse.Namespace, loader: LoaderFactory | None = None) -> 
         print(f"codenook: {problem}", file=sys.stderr)
     # Command-line settings are pinned: they win over what the editor sends.
     server = make_server(raw) if loader is None else make_server(raw, loader)
-    # A cancel that crosses its answer is normal; pygls would log it as a warning on stderr,
-    # which editors show as an error in their LSP log.
-    logging.getLogger("pygls.protocol.json_rpc").setLevel(logging.ERROR)
+    # pygls logs every error answer with a traceback (and a cancel that crosses its answer as
+    # a warning) on stderr, which editors show as crashes in their LSP log. Error answers are
+    # codenook's documented results (lsp/dispatch.py); real failures are logged there.
+    logging.getLogger("pygls.protocol.json_rpc").setLevel(logging.CRITICAL)
     if args.tcp:
         host, _, port = args.tcp.rpartition(":")
         host = host.strip("[]") or "127.0.0.1"

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcContentModified
+from pygls.exceptions import JsonRpcContentModified, JsonRpcException
 
 from codenook.assist.actions import KINDS, reindent, validate
 from codenook.assist.service import ActionPlan
@@ -159,7 +159,12 @@ class VersionedEdits:
             )
         except (TimeoutError, asyncio.TimeoutError):
             return False
-        if not result.applied or not await self._echo(version):
+        except JsonRpcException as exc:  # the client refused, or answered something malformed
+            ls.log(f"workspace/applyEdit failed: {exc}")
+            return False
+        if result is None or not getattr(result, "applied", False):
+            return False
+        if not await self._echo(version):
             return False
         after = ls.app.documents.find(self._uri)
         if after is None or after.out_of_sync is not None or after.text != expected:

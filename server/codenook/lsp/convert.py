@@ -72,6 +72,6 @@ class ActionArgs:
 def _range(raw: Any) -> tuple[tuple[int, int], tuple[int, int]]:
     try:
         points = [(int(raw[k]["line"]), int(raw[k]["character"])) for k in ("start", "end")]
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise PositionError(f"'range' is not an LSP range: {raw!r}") from exc
     return points[0], points[1]
