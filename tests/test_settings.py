@@ -189,3 +189,9 @@ def test_every_setting_is_documented() -> None:
     assert DOCS.is_file(), f"{DOCS} is missing: it must document every key of settings.SPECS"
     missing = _undocumented(DOCS.read_text(encoding="utf-8"))
     assert missing == [], f"docs/settings.md does not mention: {', '.join(missing)}"
+
+
+def test_problems_name_their_setting() -> None:
+    """The LSP layer offers the setting to open from this, never from the wording."""
+    _, problems = parse_settings({"model": {"threads": "four"}, "bogus": 1})
+    assert sorted(getattr(p, "key", None) for p in problems) == ["bogus", "model.threads"]

@@ -271,6 +271,18 @@ SPECS: tuple[SettingSpec, ...] = _specs()
 _BY_KEY = {spec.key: spec for spec in SPECS}
 
 
+class SettingProblem(str):
+    """A problem's message (a plain string to print) that also names the setting it is about,
+    so the LSP layer can point the user at it without reading the wording."""
+
+    key: str | None
+
+    def __new__(cls, message: str, key: str | None = None) -> SettingProblem:
+        problem = super().__new__(cls, message)
+        problem.key = key
+        return problem
+
+
 def _flatten(raw: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in raw.items():
@@ -332,14 +344,15 @@ def parse_settings(
     for key, value in _flatten(raw).items():
         spec = _BY_KEY.get(key)
         if spec is None:
-            problems.append(f"unknown setting '{key}' ignored")
+            problems.append(SettingProblem(f"unknown setting '{key}' ignored", key))
             continue
         try:
             values[key] = _coerce(spec, value)
         except ValueError as exc:
             values[key] = spec.default
             default = "unset" if spec.default is None else repr(spec.default)
-            problems.append(f"setting '{key}': {exc}; using the default ({default})")
+            text = f"setting '{key}': {exc}; using the default ({default})"
+            problems.append(SettingProblem(text, key))
     return Settings.from_values(values), problems
 
 

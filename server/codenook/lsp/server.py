@@ -110,7 +110,7 @@ class CodenookServer(LanguageServer):
         settings, problems = parse_settings(raw, self.settings)
         settings, more = parse_settings(self._override, settings)
         for problem in problems + more:
-            key = problem.split("'")[1] if problem.count("'") >= 2 else None
+            key = getattr(problem, "key", None)
             self.problem(problem, "invalid-setting", setting=key, warning=True, once=False)
         reloaded = self.app.update_settings(settings)
         if reloaded and self.app.host.started:
