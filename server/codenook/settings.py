@@ -23,6 +23,7 @@ def _setting(
     *,
     optional: bool = False,
     reloads_model: bool = False,
+    choices: tuple[str, ...] = (),
 ) -> Any:
     """One row of the settings table: a dataclass field whose metadata documents it."""
     meta = {
@@ -31,6 +32,7 @@ def _setting(
         "maximum": maximum,
         "optional": optional,
         "reloads_model": reloads_model,
+        "choices": choices,
     }
     return field(default=default, metadata=meta)
 
@@ -198,6 +200,60 @@ class TraceSettings:
 
 
 @dataclass(frozen=True)
+class AgentSettings:
+    enabled: bool = _setting(
+        True,
+        "Offer agent tasks (codenook.agentTask); clients refuse them in untrusted folders.",
+    )
+    edits: str = _setting(
+        "apply",
+        "How agent edits reach the buffers: 'apply' at once (unsaved, undoable), or 'confirm'"
+        " each one first.",
+        choices=("apply", "confirm"),
+    )
+    allowCommands: tuple[str, ...] = _setting(
+        (),
+        "Commands the agent may run without asking: an entry allows itself and itself followed"
+        ' by arguments ("pytest" allows "pytest -x"); commands with shell operators always ask.',
+    )
+    maxSteps: int = _setting(25, "Most model replies per task.", minimum=1, maximum=1000)
+    maxTokens: int = _setting(
+        16384,
+        "Most tokens the model generates per task, all steps together.",
+        minimum=64,
+        maximum=10_000_000,
+    )
+    stepTokens: int = _setting(
+        1024, "Most tokens the model generates per step.", minimum=16, maximum=32768
+    )
+    timeBudgetS: int = _setting(
+        900, "Wall-clock limit of a task in seconds.", minimum=5, maximum=86400
+    )
+    commandTimeoutS: int = _setting(
+        120,
+        "A command the agent runs is killed after this many seconds.",
+        minimum=1,
+        maximum=86400,
+    )
+    outputChars: int = _setting(
+        8000,
+        "Most characters of one tool result (file text, search matches, command output) shown"
+        " to the model.",
+        minimum=500,
+        maximum=1_000_000,
+    )
+    readSecrets: bool = _setting(
+        False,
+        "Let the agent read key and secret files (.env, *.pem, id_*, agent.secretFiles, …).",
+    )
+    secretFiles: tuple[str, ...] = _setting(
+        (),
+        "More file-name globs the agent treats as secrets (never read unless agent.readSecrets;"
+        " never edited).",
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Resolved settings: typed sections (``settings.model.path``) that never hold a bad value."""
 
@@ -210,6 +266,7 @@ class Settings:
     index: IndexSettings = field(default_factory=IndexSettings)
     documents: DocumentsSettings = field(default_factory=DocumentsSettings)
     trace: TraceSettings = field(default_factory=TraceSettings)
+    agent: AgentSettings = field(default_factory=AgentSettings)
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> Settings:
@@ -253,6 +310,7 @@ class SettingSpec:
     maximum: float | None = None
     optional: bool = False
     reloads_model: bool = False
+    choices: tuple[str, ...] = ()
 
 
 _SECTION_TYPES: dict[str, Any] = {f.name: f.default_factory for f in fields(Settings)}
@@ -319,7 +377,13 @@ def _coerce(spec: SettingSpec, value: Any) -> Any:
             raise ValueError(f"expected a string, got {value!r}")
         if spec.optional and not value.strip():
             return None
+        if spec.choices and value not in spec.choices:
+            raise ValueError(f"expected one of {', '.join(spec.choices)}, got {value!r}")
         return value
+    if spec.kind is tuple:
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"expected a list of strings, got {value!r}")
+        return tuple(v for v in value if v.strip())
     raise AssertionError(spec.kind)  # pragma: no cover - SPECS only use the kinds above
 
 
@@ -361,5 +425,6 @@ def describe() -> str:
     rows = []
     for spec in SPECS:
         default = "unset" if spec.default is None else repr(spec.default)
-        rows.append(f"{spec.key:<24} {spec.kind.__name__:<5} {default:<10} {spec.description}")
+        kind = "list" if spec.kind is tuple else spec.kind.__name__
+        rows.append(f"{spec.key:<24} {kind:<5} {default:<10} {spec.description}")
     return "\n".join(rows)

@@ -8,8 +8,9 @@ in the template's own text: code that contains ``<|im_end|>`` stays text.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -39,8 +40,14 @@ def render_chat(
     *,
     bos_token: str = "",
     eos_token: str = "",
+    tools: Sequence[Mapping[str, Any]] | None = None,
 ) -> tuple[PromptPart, ...]:
-    """Prompt parts for ``messages`` followed by the assistant's turn."""
+    """Prompt parts for ``messages`` followed by the assistant's turn.
+
+    ``tools`` (OpenAI-style function schemas) go to the template as its ``tools`` variable,
+    which is how tool-trained templates (Qwen3-Coder's) describe them in the words the model
+    was trained on; templates that ignore it render without them.
+    """
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
 
     def raise_exception(message: str) -> None:
@@ -56,6 +63,7 @@ def render_chat(
             add_generation_prompt=True,
             bos_token=bos_token,
             eos_token=eos_token,
+            tools=list(tools) if tools else None,
         )
     except TemplateError:
         raise

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 from pygls.protocol.language_server import lsp_method
 
+from codenook.lsp.agent import COMMANDS as AGENT_COMMANDS
 from codenook.lsp.dispatch import notification, request
 from codenook.lsp.rpc import RpcProtocol
 from codenook.text import languages
@@ -34,6 +35,10 @@ class CodenookProtocol(RpcProtocol):
         result.capabilities.experimental = {
             "codenook": {"languages": languages.advertised(), "problems": True}
         }
+        commands = result.capabilities.execute_command_provider
+        if commands is not None and not _agent_enabled(self._server):
+            # Offered only when on, so clients can tell the user why the palette has none.
+            commands.commands = [c for c in commands.commands if c not in AGENT_COMMANDS]
         return result
 
 
@@ -160,5 +165,11 @@ def _stats(ls: CodenookServer) -> dict[str, Any]:
         "lastHover": ls.last_hover,
         "hoverCacheHits": app.assist.hover_cache.hits,
         "modelReloads": app.host.reloads,
+        "preemptions": app.host.preemptions,
         "index": app.workspace.status(),
     }
+
+
+def _agent_enabled(server: Any) -> bool:
+    settings = getattr(server, "settings", None)
+    return bool(settings is None or settings.agent.enabled)

@@ -19,7 +19,7 @@ from pygls.lsp.server import LanguageServer
 from codenook import __version__
 from codenook.app import App, Hooks, LoaderFactory, model_loader
 from codenook.engine.scheduler import Status
-from codenook.lsp import actions, completion, documents, hover, lifecycle, transport
+from codenook.lsp import actions, agent, completion, documents, hover, lifecycle, transport
 from codenook.lsp.documents import Versions
 from codenook.lsp.lifecycle import CodenookProtocol
 from codenook.lsp.progress import Progress
@@ -218,6 +218,6 @@ def make_server(
     """A new server with every feature registered; ``settings_override`` is pinned over what
     the editor sends, ``loader`` builds the engine (tests pass a fake one)."""
     server = CodenookServer(settings_override, loader)
-    for feature in (lifecycle, documents, completion, actions, hover):
+    for feature in (lifecycle, documents, completion, actions, hover, agent):
         feature.register(server)
     return server

@@ -214,6 +214,9 @@ class DocumentStore:
             return True
         return doc.nul_count == 0 and doc.utf8_size <= self.max_file_bytes
 
+    def uris(self) -> list[str]:
+        return list(self._docs)
+
     def __contains__(self, uri: str) -> bool:
         return uri in self._docs
 

@@ -1,0 +1,221 @@
+"""The editor as an agent task sees it: buffers to read, versioned edits, questions, a transcript.
+
+Every change goes through ``workspace/applyEdit`` so it lands in the editor's buffers
+(unsaved, undoable there) and never behind the editor's back. An edit is sent only when the
+file still holds exactly the text the tool computed it against: for an open document,
+codenook's copy of the buffer, at the version the edit names; for a file that is not open,
+its text on disk (the client opens it to apply the edit). Only the changed region is sent,
+so the user's cursor and the editor's undo history stay meaningful.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+
+from codenook.agent.changes import FileChange
+from codenook.agent.loop import Kind
+from codenook.lsp import convert
+from codenook.lsp.progress import Progress
+from codenook.text.positions import LineIndex
+from codenook.uris import path_to_uri, uri_to_path
+from codenook.workspace.index.files import read_regular
+
+if TYPE_CHECKING:
+    from codenook.lsp.server import CodenookServer
+
+TRANSCRIPT_NOTIFICATION = "codenook/agentTranscript"
+APPLY_TIMEOUT_S = 30.0  # a client may ask the user (VS Code does for some edits)
+ECHO_TIMEOUT_S = 5.0
+POLL_S = 0.05
+
+
+def changed_region(before: str, after: str) -> tuple[int, int, str]:
+    """The smallest (start, end, replacement) turning ``before`` into ``after``."""
+    start = 0
+    limit = min(len(before), len(after))
+    while start < limit and before[start] == after[start]:
+        start += 1
+    end_b, end_a = len(before), len(after)
+    while end_b > start and end_a > start and before[end_b - 1] == after[end_a - 1]:
+        end_b -= 1
+        end_a -= 1
+    return start, end_b, after[start:end_a]
+
+
+class EditorPort:
+    def __init__(
+        self,
+        ls: CodenookServer,
+        task_id: str,
+        progress: Progress,
+        cancelled: Callable[[], bool],
+    ) -> None:
+        self._ls = ls
+        self._task_id = task_id
+        self._progress = progress
+        self._cancelled = cancelled
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def open_uri(self, path: Path) -> str | None:
+        """The URI of the open document that is ``path``, however the client spelled it."""
+        documents = self._ls.app.documents
+        for uri in documents.uris():
+            local = uri_to_path(uri)
+            if local is not None and _same_file(local, path):
+                return uri
+        return None
+
+    def text_of(self, path: Path) -> str | None:
+        uri = self.open_uri(path)
+        doc = self._ls.app.documents.find(uri) if uri is not None else None
+        if doc is None or doc.out_of_sync is not None:
+            return None
+        return doc.text
+
+    # -- telling -----------------------------------------------------------------------------
+
+    def transcript(self, kind: Kind, text: str) -> None:
+        self._ls.protocol.notify(
+            TRANSCRIPT_NOTIFICATION, {"taskId": self._task_id, "kind": kind, "text": text}
+        )
+
+    def step(self, text: str) -> None:
+        self._progress.report(text)
+
+    async def ask(self, message: str, choices: Sequence[str]) -> str | None:
+        params = types.ShowMessageRequestParams(
+            type=types.MessageType.Warning,
+            message=message,
+            actions=[types.MessageActionItem(title=c) for c in choices],
+        )
+        asked = asyncio.ensure_future(self._ls.window_show_message_request_async(params))
+        while not asked.done():
+            if self._cancelled():
+                asked.cancel()
+                return None
+            await asyncio.wait({asked}, timeout=POLL_S)
+        try:
+            answer = asked.result()
+        except (JsonRpcException, asyncio.CancelledError) as exc:
+            self._ls.log(f"codenook: window/showMessageRequest failed: {exc}")
+            return None
+        title = getattr(answer, "title", None)
+        return title if isinstance(title, str) else None
+
+    # -- writing -----------------------------------------------------------------------------
+
+    async def apply(self, change: FileChange) -> str | None:
+        if change.created:
+            return await self._create(change)
+        uri = self.open_uri(change.path)
+        if uri is not None:
+            doc = self._ls.app.documents.find(uri)
+            if doc is None or doc.out_of_sync is not None:
+                return "the editor's copy of the file is out of sync; read it again"
+            if doc.text != change.before:
+                return "the file changed since it was read; read it again"
+            return await self._edit(uri, doc.version, doc.lines, change)
+        try:
+            data, _ = read_regular(str(change.path), 64 * 1024 * 1024)
+        except OSError as exc:
+            return f"cannot read {change.display}: {exc.strerror or exc}"
+        if data.decode("utf-8", "replace") != change.before:
+            return "the file changed on disk since it was read; read it again"
+        return await self._edit(path_to_uri(change.path), None, LineIndex(change.before), change)
+
+    async def _edit(
+        self, uri: str, version: int | None, lines: LineIndex, change: FileChange
+    ) -> str | None:
+        assert change.before is not None
+        start, end, text = changed_region(change.before, change.after)
+        encoding = self._ls.encoding
+        edit = types.TextEdit(range=convert.lsp_range(lines, start, end, encoding), new_text=text)
+        identifier = types.OptionalVersionedTextDocumentIdentifier(uri=uri, version=version)
+        problem = await self._send(
+            f"codenook agent: edit {change.display}",
+            [types.TextDocumentEdit(text_document=identifier, edits=[edit])],
+        )
+        if problem is not None:
+            return problem
+        return await self._echo(change)
+
+    async def _create(self, change: FileChange) -> str | None:
+        caps = self._ls.client_capabilities.workspace
+        edit_caps = caps.workspace_edit if caps is not None else None
+        operations = (edit_caps.resource_operations or []) if edit_caps is not None else []
+        if types.ResourceOperationKind.Create not in operations:
+            return "this editor cannot create files through LSP (no resourceOperations create)"
+        if os.path.lexists(change.path):
+            return "the file exists now; read it and use edit_file"
+        uri = path_to_uri(change.path)
+        identifier = types.OptionalVersionedTextDocumentIdentifier(uri=uri, version=None)
+        start = types.Position(0, 0)
+        insert = types.TextEdit(range=types.Range(start, start), new_text=change.after)
+        create = types.CreateFile(
+            uri=uri, options=types.CreateFileOptions(overwrite=False, ignore_if_exists=False)
+        )
+        problem = await self._send(
+            f"codenook agent: create {change.display}",
+            [create, types.TextDocumentEdit(text_document=identifier, edits=[insert])],
+        )
+        return problem if problem is not None else await self._echo(change)
+
+    async def delete(self, path: Path, display: str) -> str | None:
+        """Remove a file the task created (for undo)."""
+        caps = self._ls.client_capabilities.workspace
+        edit_caps = caps.workspace_edit if caps is not None else None
+        operations = (edit_caps.resource_operations or []) if edit_caps is not None else []
+        if types.ResourceOperationKind.Delete not in operations:
+            return "this editor cannot delete files through LSP (no resourceOperations delete)"
+        uri = self.open_uri(path) or path_to_uri(path)
+        delete = types.DeleteFile(
+            uri=uri, options=types.DeleteFileOptions(ignore_if_not_exists=True)
+        )
+        return await self._send(f"codenook agent: undo creating {display}", [delete])
+
+    async def _send(self, label: str, changes: list[Any]) -> str | None:
+        params = types.ApplyWorkspaceEditParams(
+            edit=types.WorkspaceEdit(document_changes=changes), label=label
+        )
+        try:
+            result = await asyncio.wait_for(
+                self._ls.workspace_apply_edit_async(params), APPLY_TIMEOUT_S
+            )
+        except (TimeoutError, asyncio.TimeoutError):
+            return "the editor did not answer the edit"
+        except JsonRpcException as exc:
+            return f"the editor refused the edit: {exc}"
+        if result is None or getattr(result, "applied", False) is not True:
+            reason = getattr(result, "failure_reason", None)
+            return f"the editor did not apply the edit{': ' + reason if reason else ''}"
+        return None
+
+    async def _echo(self, change: FileChange) -> str | None:
+        """Wait for the editor's copy to show the edit (didOpen or didChange); a file the
+        client edits without opening it has no copy here, and that is fine."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ECHO_TIMEOUT_S
+        while loop.time() < deadline:
+            text = self.text_of(change.path)
+            if text == change.after:
+                return None
+            uri = self.open_uri(change.path)
+            if uri is None and loop.time() > deadline - ECHO_TIMEOUT_S + 1.0:
+                return None  # applied by the client without opening it here
+            await asyncio.sleep(POLL_S)
+        return "the editor applied the edit but its text differs; the user may have typed"
+
+
+def _same_file(a: str, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.normpath(a) == os.path.normpath(str(b))
