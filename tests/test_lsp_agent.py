@@ -10,6 +10,7 @@ undo, and the agent's place in the scheduler.
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -418,3 +419,40 @@ def test_the_agent_commands_are_not_offered_when_the_agent_is_off(project: Path)
         assert "codenook.agentTask" not in commands and "codenook.runAction" in commands
     finally:
         client.kill()
+
+
+def test_the_embedded_model_runs_a_task_to_a_clean_end_within_its_budget(
+    project: Path, closing: Any
+) -> None:
+    """The real server and the real SmolLM2 (no tool template: the fallback format): whatever
+    the small model writes, the task ends with an answer, inside its step budget."""
+    client = Editor.spawn([sys.executable, "-m", "codenook", "serve"], cwd=str(project))
+    closing(client)
+    assert isinstance(client, Editor)
+    client.call(
+        "initialize",
+        {
+            "processId": None,
+            "rootUri": project.as_uri(),
+            "capabilities": CAPS,
+            "initializationOptions": {
+                "completion": {"speculative": False},
+                "index": {"enabled": False},
+                "agent": {"maxSteps": 3, "stepTokens": 96},
+            },
+        },
+        timeout=60,
+    )
+    client.notify("initialized", {})
+    client.choices = ["Deny"] * 10
+    result = run_task(client, "Rename old_name to new_name in a.py.", timeout=240)
+    assert result["status"] in ("done", "budget"), result
+    assert 1 <= result["steps"] <= 3
+    usage = result["usage"]
+    assert len(usage) == result["steps"]
+    assert all(u["generatedTokens"] <= 96 for u in usage)
+    # After the first step each step reads only what the conversation gained.
+    for step in usage[1:]:
+        assert step["prefilledTokens"] == step["newTokens"], usage
+    entries = transcript(client, result["taskId"])
+    assert entries[0][0] == "task" and entries[-1] == ("summary", result["summary"])

@@ -36,6 +36,7 @@ COMMANDS = (AGENT_TASK, AGENT_UNDO)
 KEPT_TASKS = 20  # tasks whose undo information a session keeps
 MAX_TASK_CHARS = 20_000
 MAX_SELECTION_CHARS = 8_000
+LOAD_WAIT_S = 600.0
 
 
 class TaskArgs:
@@ -101,11 +102,19 @@ def register(server: CodenookServer) -> None:
         return result
 
 
-def _engine_ready(ls: CodenookServer) -> Any:
-    engine = ls.app.host.engine
-    if engine is None:
-        raise EngineError(ls.app.host.error or "the model is still loading; try again shortly")
-    return engine
+async def _loaded_engine(ls: CodenookServer, progress: Progress, cancelled: Any) -> Any:
+    """The engine, once loaded: a task asked for while a big model maps in waits for it."""
+    host = ls.app.host
+    waited = 0.0
+    while host.engine is None:
+        if host.error is not None:
+            raise EngineError(host.error)
+        if cancelled() or waited > LOAD_WAIT_S:
+            raise EngineError("the model is still loading; try the task again shortly")
+        progress.report("waiting for the model to load")
+        await asyncio.sleep(0.1)
+        waited += 0.1
+    return host.engine
 
 
 async def _run_task(ls: CodenookServer, spec: TaskArgs, history: History) -> dict[str, Any]:
@@ -115,7 +124,6 @@ async def _run_task(ls: CodenookServer, spec: TaskArgs, history: History) -> dic
     roots = [Path(p) for p in (uri_to_path(u) for u in ls.roots()) if p]
     if not roots:
         raise RequestFailed("codenook: agent tasks need a workspace folder")
-    engine = _engine_ready(ls)
     access = Access.create(
         roots,
         secret_globs=DEFAULT_SECRET_GLOBS + settings.secretFiles,
@@ -130,6 +138,7 @@ async def _run_task(ls: CodenookServer, spec: TaskArgs, history: History) -> dic
         def cancelled() -> bool:
             return stop.is_set() or progress.cancelled
 
+        engine = await _loaded_engine(ls, progress, cancelled)
         port = EditorPort(ls, task_id, progress, cancelled)
         task = _task(ls, spec, port)
 
