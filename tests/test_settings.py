@@ -195,3 +195,20 @@ def test_problems_name_their_setting() -> None:
     """The LSP layer offers the setting to open from this, never from the wording."""
     _, problems = parse_settings({"model": {"threads": "four"}, "bogus": 1})
     assert sorted(getattr(p, "key", None) for p in problems) == ["bogus", "model.threads"]
+
+
+def test_choice_and_list_settings_are_checked() -> None:
+    settings, problems = parse_settings(
+        {"agent": {"edits": "confirm", "allowCommands": ["pytest", " ", "npm test"]}}
+    )
+    assert problems == []
+    assert settings.agent.edits == "confirm"
+    assert settings.agent.allowCommands == ("pytest", "npm test")
+    settings, problems = parse_settings(
+        {"agent.edits": "yolo", "agent.allowCommands": "pytest", "agent.secretFiles": [1]}
+    )
+    assert settings.agent.edits == "apply" and settings.agent.allowCommands == ()
+    assert settings.agent.secretFiles == ()
+    assert len(problems) == 3
+    assert "expected one of apply, confirm, got 'yolo'" in problems[0]
+    assert "expected a list of strings" in problems[1]
