@@ -183,3 +183,26 @@ async def test_same_lane_jobs_wait_and_speculation_yields_to_keystrokes() -> Non
         assert worker.preemptions == 0
     finally:
         worker.stop()
+
+
+async def test_code_action_preempts_an_agent_step_in_its_own_lane() -> None:
+    engine = FakeEngine(reply="0123456789", step_s=0.02)
+    worker = EngineWorker(lambda: engine).start()
+    try:
+        assert worker.wait_loaded(5)
+        agent = worker.submit(GenerationRequest("agent", max_tokens=10), Priority.AGENT)
+        while len(engine.steps) < 3:
+            await anyio.sleep(0.005)
+        later = worker.submit(GenerationRequest("agent-2", max_tokens=2), Priority.AGENT)
+        result = await worker.generate(
+            GenerationRequest("action", max_tokens=3), Priority.CODE_ACTION
+        )
+        assert result.text == "012"
+        assert not agent.done.is_set()
+        assert agent.done.wait(5) and later.done.wait(5)
+        assert agent.result is not None and agent.result.text == "0123456789"
+        # The action ran inside the agent step; the second step waited for the first's lane.
+        assert engine.started == ["agent", "action", "agent-2"]
+        assert worker.preemptions == 1
+    finally:
+        worker.stop()

@@ -244,12 +244,12 @@ class AgentSettings:
     )
     readSecrets: bool = _setting(
         False,
-        "Let the agent read key and secret files (.env, *.pem, id_*, agent.secretFiles, …).",
+        "Let the agent read and edit key and secret files (.env, *.pem, id_*, agent.secretFiles).",
     )
     secretFiles: tuple[str, ...] = _setting(
         (),
         "More file-name globs the agent treats as secrets (never read unless agent.readSecrets;"
-        " never edited).",
+        " nor edited unless agent.readSecrets).",
     )
 
 

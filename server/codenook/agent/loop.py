@@ -15,6 +15,7 @@ a cancelled task leaves each file either untouched or fully edited, and recorded
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -338,7 +339,7 @@ class Agent:
             return await asyncio.to_thread(
                 workspace.search,
                 access,
-                port.text_of,
+                _from_loop(port.text_of),
                 text("pattern") or "",
                 text("path"),
                 text("glob"),
@@ -427,6 +428,26 @@ class _Overflow(EngineError):
         super().__init__(
             f"the conversation ({tokens} tokens) no longer fits model.contextSize {n_ctx}"
         )
+
+
+def _from_loop(text_of: Callable[[Path], str | None]) -> Callable[[Path], str | None]:
+    """``text_of`` for a worker thread: the editor's buffers change on the event loop, so
+    they are read there, between two of its callbacks, never while an edit is half done."""
+    loop = asyncio.get_running_loop()
+
+    def read(path: Path) -> str | None:
+        answer: concurrent.futures.Future[str | None] = concurrent.futures.Future()
+
+        def on_loop() -> None:
+            try:
+                answer.set_result(text_of(path))
+            except Exception as exc:
+                answer.set_exception(exc)
+
+        loop.call_soon_threadsafe(on_loop)
+        return answer.result(timeout=10)
+
+    return read
 
 
 def _text(args: dict[str, str | int | None]) -> Callable[[str], str | None]:

@@ -25,7 +25,7 @@ import llama_cpp
 import numpy as np
 from llama_cpp import _internals
 
-from codenook.engine.checkpoints import CheckpointCache
+from codenook.engine.checkpoints import Checkpoint, CheckpointCache
 from codenook.engine.protocol import (
     EngineCounters,
     EngineError,
@@ -194,8 +194,10 @@ def segment_ends(start: int, end: int, stops: Sequence[int], n_batch: int) -> li
 class _Lane:
     """One llama.cpp sequence: its exactly-computed prompt tokens and recurrent-state status.
 
-    Lane 0 serves interactive requests (completion, hover); lane 1 long ones (code actions,
-    agent steps), so a keystroke can interrupt a long generation without destroying its state.
+    Lane 0 serves interactive requests (completion, hover), lane 1 code actions, lane 2 agent
+    steps, so a keystroke can interrupt a long generation without destroying its state, and a
+    code action does not evict the prompt an agent's next step extends. Lanes are numbered by
+    importance: when the shared cache is full, the highest-numbered lane is given up first.
     """
 
     seq: int
@@ -204,12 +206,19 @@ class _Lane:
     exact: bool = True
     # Position where the next generated token goes (prompt + generated so far).
     position: int = 0
+    # Bumped whenever the lane is emptied, so a paused generation notices that its state was
+    # given up for another lane meanwhile.
+    epoch: int = 0
+    # The recurrent state at the end of the lane's last prompt (``checkpoint_end``), valid for
+    # ``resident[:end.position]``. Held here, not in the shared LRU, so that keystrokes typed
+    # while an agent runs a tool cannot evict the state its next step starts from.
+    end: Checkpoint | None = None
 
 
 class LlamaEngine:
-    """One model, one context with two lanes, used only from the engine thread."""
+    """One model, one context with three lanes, used only from the engine thread."""
 
-    LANES = 2
+    LANES = 3
 
     def __init__(
         self,
@@ -288,6 +297,8 @@ class LlamaEngine:
         lane.resident.clear()
         lane.exact = True
         lane.position = 0
+        lane.epoch += 1
+        lane.end = None
 
     def _reuse(self, lane: _Lane, tokens: list[int]) -> tuple[int, bool]:
         """Keep what the new prompt can reuse; return (tokens kept, restored a checkpoint)."""
@@ -307,6 +318,13 @@ class LlamaEngine:
         if lane.exact and common == len(lane.resident):
             return common, False  # the recurrent state ends exactly where we continue
         checkpoint = self.checkpoints.deepest(tokens, common, lane.seq)
+        end = lane.end
+        if (
+            end
+            and end.position <= common
+            and (not checkpoint or checkpoint.position < end.position)
+        ):
+            checkpoint = end
         if checkpoint is None:
             self._clear(lane)
             return 0, False
@@ -319,19 +337,29 @@ class LlamaEngine:
             self._clear(lane)
             return 0, False
         del lane.resident[checkpoint.position :]
+        if end and end.position > checkpoint.position:
+            lane.end = None  # the tokens it was computed from are no longer resident
         lane.exact = True
         lane.position = checkpoint.position
         self.counters.checkpoint_hits += 1
         return checkpoint.position, True
 
-    def _save_checkpoint(self, lane: _Lane, tokens: Sequence[int], position: int) -> None:
-        if self.checkpoints.has(tokens, position, lane.seq):
+    def _save_checkpoint(
+        self, lane: _Lane, tokens: Sequence[int], position: int, own: bool = False
+    ) -> None:
+        """Save the lane's recurrent state at ``position``: in the shared LRU, or as the lane's
+        own ``end`` state when ``own``."""
+        if not own and self.checkpoints.has(tokens, position, lane.seq):
             return
         flags = llama_cpp.LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY
         size = llama_cpp.llama_state_seq_get_size_ext(self._ctx.ctx, lane.seq, flags)
         buf = (ctypes.c_uint8 * size)()
         written = llama_cpp.llama_state_seq_get_data_ext(self._ctx.ctx, buf, size, lane.seq, flags)
-        if written and self.checkpoints.put(tokens, position, bytes(buf)[:written], lane.seq):
+        blob = bytes(buf)[:written]
+        if own and 0 < written <= self.checkpoints.budget_bytes:
+            lane.end = Checkpoint(position, blob)
+            self.counters.checkpoint_saves += 1
+        elif written and not own and self.checkpoints.put(tokens, position, blob, lane.seq):
             self.counters.checkpoint_saves += 1
 
     def _decode(self, lane: _Lane, chunk: Sequence[int]) -> None:
@@ -347,17 +375,23 @@ class LlamaEngine:
         try:
             self._ctx.decode(self._batch)
         except RuntimeError as first:
-            # The unified cache may be full of the other lane's tokens: give them up, retry.
-            other = self._lanes[1 - lane.seq]
-            if not other.resident and not other.position:
+            # The unified cache may be full of other lanes' tokens: give them up, least
+            # important first, until the chunk fits. A generation parked in a lane given up
+            # reads its tokens again when it resumes (``_reread``).
+            error = first
+            for other in reversed(self._lanes):
+                if other is lane or (not other.resident and not other.position):
+                    continue
+                self._clear(other)
+                try:
+                    self._ctx.decode(self._batch)
+                except RuntimeError as exc:
+                    error = exc
+                else:
+                    break
+            else:
                 self._clear(lane)
-                raise EngineError(f"llama.cpp failed to decode: {first}") from first
-            self._clear(other)
-            try:
-                self._ctx.decode(self._batch)
-            except RuntimeError as exc:
-                self._clear(lane)
-                raise EngineError(f"llama.cpp failed to decode: {exc}") from exc
+                raise EngineError(f"llama.cpp failed to decode: {error}") from error
         lane.position += len(chunk)
 
     def _logits(self) -> np.ndarray:
@@ -378,7 +412,12 @@ class LlamaEngine:
         wanted = [boundaries[i] for i in request.checkpoint_after if 0 <= i < len(boundaries)]
         # A few tokens before the end serves a repeated request for the same prompt.
         wanted.append(len(tokens) - MIN_CHUNK)
-        return tokens, sorted({w for w in wanted if MIN_CHUNK <= w <= len(tokens) - MIN_CHUNK})
+        positions = {w for w in wanted if MIN_CHUNK <= w <= len(tokens) - MIN_CHUNK}
+        if request.checkpoint_end and len(tokens) >= MIN_CHUNK:
+            # The last chunk ends exactly there, so the state is exact: a next prompt that
+            # extends this one reads only its new tokens.
+            positions.add(len(tokens))
+        return tokens, sorted(positions)
 
     def generate(
         self, request: GenerationRequest, cancelled: Callable[[], bool], lane: int = 0
@@ -391,8 +430,9 @@ class LlamaEngine:
     ) -> Step:
         """A generation that yields between prefill chunks and between tokens.
 
-        The scheduler may stop iterating at any yield, run other work in the other lane, and
-        resume later: this lane's state stays untouched meanwhile.
+        The scheduler may stop iterating at any yield, run other work in other lanes, and
+        resume later: this lane's state stays untouched meanwhile, unless the shared cache
+        filled up and it was given up, and then it is read again on resuming.
         """
         return self._run(request, cancelled, self._lanes[lane])
 
@@ -417,34 +457,39 @@ class LlamaEngine:
         self.counters.cached_tokens += cached
         hybrid = self.info.needs_checkpoints and self.prefix_cache
         budget = request.time_budget_s
-        for end in segment_ends(cached, len(tokens), checkpoints, self._n_batch):
+        logits = np.empty(0, dtype=np.float32)
+        # The next chunk is planned from what is resident, so a lane given up while parked
+        # simply starts over (the plan from any position is the same as the whole plan's).
+        while (start := len(lane.resident)) < len(tokens):
             over_time = budget is not None and time.perf_counter() - started > budget
             if cancelled() or over_time:
                 # What was read stays resident (and checkpointed): the next request for
                 # this prompt continues from here instead of starting over.
-                if hybrid and len(lane.resident) >= MIN_CHUNK:
-                    self._save_checkpoint(lane, tokens, len(lane.resident))
-                result.prefilled_tokens = len(lane.resident) - cached
+                if hybrid and start >= MIN_CHUNK:
+                    self._save_checkpoint(lane, tokens, start)
                 self.counters.prefilled_tokens += result.prefilled_tokens
                 result.prefill_s = time.perf_counter() - started
                 result.stop_reason = "time" if over_time and not cancelled() else "cancelled"
                 if result.stop_reason == "cancelled":
                     self.counters.cancelled += 1
                 return result
-            self._decode(lane, tokens[len(lane.resident) : end])
-            lane.resident.extend(tokens[len(lane.resident) : end])
+            end = segment_ends(start, len(tokens), checkpoints, self._n_batch)[0]
+            self._decode(lane, tokens[start:end])
+            lane.resident.extend(tokens[start:end])
+            result.prefilled_tokens += end - start
             if hybrid and end in checkpoints:
-                self._save_checkpoint(lane, tokens, end)
+                own = request.checkpoint_end and end == len(tokens)
+                self._save_checkpoint(lane, tokens, end, own)
+            if end == len(tokens):
+                # Taken before yielding: another lane's decode overwrites the context's logits.
+                logits = self._logits().copy()
             yield
-        result.prefilled_tokens = len(tokens) - cached
         self.counters.prefilled_tokens += result.prefilled_tokens
         prefill_done = time.perf_counter()
         result.prefill_s = prefill_done - started
-        result.prompt_logits_digest = hashlib.blake2b(
-            self._logits().tobytes(), digest_size=12
-        ).hexdigest()
+        result.prompt_logits_digest = hashlib.blake2b(logits.tobytes(), digest_size=12).hexdigest()
         result.stop_reason, result.text, result.generated_tokens = yield from self._sample(
-            request, cancelled, started, lane
+            request, cancelled, started, lane, tokens, logits, result
         )
         if result.stop_reason == "cancelled":
             self.counters.cancelled += 1
@@ -458,13 +503,18 @@ class LlamaEngine:
         cancelled: Callable[[], bool],
         started: float,
         lane: _Lane,
+        prompt: list[int],
+        logits: np.ndarray,
+        result: GenerationResult,
     ) -> Generator[None, None, tuple[StopReason, str, int]]:
+        """Greedy tokens from ``logits`` (this lane's last decode: another lane may decode
+        between our steps, so we never read the context's logits after a yield)."""
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         text = ""
         generated = 0
+        fed: list[int] = []  # generated tokens decoded into the lane
+        epoch = lane.epoch
         stops = tuple(s for s in request.stop if s)
-        # Logits of the last decode of *this* lane; another lane may decode in between.
-        logits = self._logits().copy()
         while generated < request.max_tokens:
             if cancelled():
                 return "cancelled", text, generated
@@ -491,9 +541,43 @@ class LlamaEngine:
                 # Generated tokens extend the context but never count as reusable prompt.
                 self._decode(lane, [token])
                 lane.exact = False
+                fed.append(token)
                 logits = self._logits().copy()
                 yield
+                if lane.epoch != epoch:
+                    epoch = yield from self._reread(lane, prompt, fed, cancelled, result)
         return "length", text, generated
+
+    def _reread(
+        self,
+        lane: _Lane,
+        prompt: list[int],
+        generated: list[int],
+        cancelled: Callable[[], bool],
+        result: GenerationResult,
+    ) -> Generator[None, None, int]:
+        """Rebuild a lane that was given up while its generation was parked, the way it was
+        first computed (the prompt in chunks, generated tokens one at a time), so the output
+        stays that of an uninterrupted run; returns the lane's epoch once it is whole."""
+        while True:
+            epoch = lane.epoch
+            ends = segment_ends(0, len(prompt), (), self._n_batch)
+            plan = [prompt[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+            plan += [[t] for t in generated]
+            for chunk in plan:
+                if cancelled():
+                    return epoch
+                self._decode(lane, chunk)
+                if len(lane.resident) < len(prompt):
+                    lane.resident.extend(chunk)
+                    result.prefilled_tokens += len(chunk)
+                    self.counters.prefilled_tokens += len(chunk)
+                lane.exact = len(lane.resident) == lane.position
+                yield
+                if lane.epoch != epoch:
+                    break
+            else:
+                return epoch
 
     def close(self) -> None:
         self._batch.close()

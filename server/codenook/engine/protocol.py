@@ -99,6 +99,9 @@ class GenerationRequest:
     # (the stable head, the start of the cursor line): where the next keystroke's prompt
     # will still agree with this one.
     checkpoint_after: Sequence[int] = ()
+    # Keep a hybrid model's recurrent state at the very end of the prompt: an agent's next
+    # step is this prompt plus new parts, and then reads only the new tokens.
+    checkpoint_end: bool = False
 
 
 @dataclass

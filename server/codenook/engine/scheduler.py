@@ -6,8 +6,8 @@ a newer job with the same ``key`` (one document's completion) supersedes the old
 dropped if it has not started and cancelled between tokens if it has; a cancelled caller
 (``$/cancelRequest``) cancels its job the same way, so the engine is free within one token;
 and a long job (code action, agent step) is parked at a token boundary when a more urgent one
-arrives, then resumed where it stopped: it runs in its own llama.cpp sequence ("lane"), so its
-state survives the interruption and its prompt is not read again.
+arrives, then resumed where it stopped: each kind of work runs in its own llama.cpp sequence
+("lane"), so its state survives the interruption and its prompt is not read again.
 The async side waits on a ``threading.Event`` through ``anyio.to_thread`` so the engine thread
 never blocks on the event loop.
 """
@@ -43,8 +43,13 @@ EngineState = Literal["idle", "loading", "generating", "failed", "stopped"]
 
 
 def lane_of(priority: Priority) -> int:
-    """Interactive work shares lane 0; long work gets lane 1 so it can be parked there."""
-    return 0 if priority in (Priority.COMPLETION, Priority.HOVER, Priority.SPECULATIVE) else 1
+    """Interactive work shares lane 0, so a keystroke reuses what the last one read. Code
+    actions (lane 1) and agent steps (lane 2) each keep a lane of their own: either can be
+    parked for more urgent work, and neither evicts the other's prompt, which an agent's next
+    step extends."""
+    if priority in (Priority.COMPLETION, Priority.HOVER, Priority.SPECULATIVE):
+        return 0
+    return 1 if priority == Priority.CODE_ACTION else 2
 
 
 class Superseded(Exception):
