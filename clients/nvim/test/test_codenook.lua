@@ -921,13 +921,17 @@ do
 
   local complete = x([[return vim.fn.getcompletion('Codenook ', 'cmdline')]])
   if vim.list_contains(caps.commands, 'codenook.agentTask') then
-    check(':Codenook completes "task" when the server offers agent tasks', vim.list_contains(complete, 'task'))
-    note('the server offers codenook.agentTask; running a task is not tested yet')
+    check(
+      ':Codenook completes "agent", "undo" and "transcript" when the server offers agent tasks',
+      vim.list_contains(complete, 'agent') and vim.list_contains(complete, 'undo')
+        and vim.list_contains(complete, 'transcript'),
+      vim.inspect(complete)
+    )
   else
-    check(':Codenook does not offer "task" when the server has no agent tasks', not vim.list_contains(complete, 'task'), vim.inspect(complete))
+    check(':Codenook does not offer "agent" when the server has no agent tasks', not vim.list_contains(complete, 'agent'), vim.inspect(complete))
     local msg = x([[
       local n = #T.notes
-      vim.cmd('Codenook task add a docstring')
+      vim.cmd('Codenook agent add a docstring')
       return T.notes[n + 1]
     ]])
     check(
@@ -1120,10 +1124,14 @@ do
     local saved = c.server_capabilities.executeCommandProvider
     c.server_capabilities.executeCommandProvider = { commands = { 'codenook.agentTask' } }
     local n, sent = #T.notes, false
-    local orig = c.exec_cmd
+    local orig_exec, orig_request = c.exec_cmd, c.request
     c.exec_cmd = function() sent = true end
+    c.request = function(self, method, ...)
+      if method == 'workspace/executeCommand' then sent = true; return true, 0 end
+      return orig_request(self, method, ...)
+    end
     vim.cmd('Codenook task delete everything')
-    c.exec_cmd = orig
+    c.exec_cmd, c.request = orig_exec, orig_request
     c.server_capabilities.executeCommandProvider = saved
     return { note = T.notes[n + 1], sent = sent }
   ]])
@@ -1212,6 +1220,509 @@ do
   ]])
   check('status() is empty in a buffer the server does not serve', other == '', other)
 end
+
+-- Agent tasks: arguments, the transcript buffer, and the real LSP layer with a scripted engine.
+
+do
+  -- The argument of codenook.agentTask, without a server.
+  local shape = x([[
+    local agent = require('codenook.agent')
+    local buf = vim.api.nvim_create_buf(true, false)
+    vim.api.nvim_set_current_buf(buf)
+    vim.api.nvim_buf_set_lines(buf, 0, -1, false, { 'héllo wörld', 'second line', 'third' })
+    vim.api.nvim_buf_set_name(buf, ...)
+    vim.lsp.util.buf_versions[buf] = 7
+    local client = { attached_buffers = { [buf] = true }, offset_encoding = 'utf-16' }
+    local out = {}
+    out.plain = agent.arguments(client, buf, 'do it', agent.selection(buf, { range = 0 }, 'utf-16'))
+    out.unattached = agent.arguments({ attached_buffers = {} }, buf, 'do it', nil)
+    -- Charwise visual selection from "é" to "ö", then :'<,'>.
+    vim.api.nvim_win_set_cursor(0, { 1, 1 })
+    vim.cmd('normal! v6l\27')
+    out.v16 = agent.selection(buf, { range = 2, line1 = 1, line2 = 1 }, 'utf-16')
+    out.v8 = agent.selection(buf, { range = 2, line1 = 1, line2 = 1 }, 'utf-8')
+    out.with_range = agent.arguments(client, buf, 'do it', out.v16)
+    -- Linewise.
+    vim.cmd('normal! ggVj\27')
+    out.V = agent.selection(buf, { range = 2, line1 = 1, line2 = 2 }, 'utf-16')
+    -- A typed range other than the last selection: whole lines.
+    out.typed = agent.selection(buf, { range = 2, line1 = 2, line2 = 3 }, 'utf-16')
+    out.one = agent.selection(buf, { range = 1, line1 = 3, line2 = 3 }, 'utf-16')
+    vim.lsp.util.buf_versions[buf] = nil
+    vim.cmd('bwipeout! ' .. buf)
+    return out
+  ]], tmp .. '/shape.py')
+  local uri = vim.uri_from_fname(tmp .. '/shape.py')
+  local function r(l1, c1, l2, c2)
+    return { start = { line = l1, character = c1 }, ['end'] = { line = l2, character = c2 } }
+  end
+  check(
+    'agent arguments: {task, uri, version} of the buffer, no range without one',
+    vim.deep_equal(shape.plain, { task = 'do it', uri = uri, version = 7 }),
+    vim.inspect(shape.plain)
+  )
+  check(
+    'agent arguments: only {task} when the client does not have the buffer open',
+    vim.deep_equal(shape.unattached, { task = 'do it' }),
+    vim.inspect(shape.unattached)
+  )
+  check(
+    'agent range: a charwise visual selection, end exclusive, in the client\'s encoding',
+    vim.deep_equal(shape.v16, r(0, 1, 0, 8)) and vim.deep_equal(shape.v8, r(0, 1, 0, 10))
+      and vim.deep_equal(shape.with_range, { task = 'do it', uri = uri, version = 7, range = r(0, 1, 0, 8) }),
+    vim.inspect({ v16 = shape.v16, v8 = shape.v8, with_range = shape.with_range })
+  )
+  check(
+    'agent range: linewise selection and typed ranges cover whole lines',
+    vim.deep_equal(shape.V, r(0, 0, 1, 11)) and vim.deep_equal(shape.typed, r(1, 0, 2, 5))
+      and vim.deep_equal(shape.one, r(2, 0, 2, 5)),
+    vim.inspect({ V = shape.V, typed = shape.typed, one = shape.one })
+  )
+
+  -- A mapping that runs while visual mode is on (<Cmd>) sends that selection.
+  x([[
+    local buf = vim.api.nvim_create_buf(true, true)
+    vim.api.nvim_set_current_buf(buf)
+    vim.api.nvim_buf_set_lines(buf, 0, -1, false, { 'abc def', 'ghi' })
+    vim.api.nvim_win_set_cursor(0, { 1, 4 })
+    T.sel = nil
+  ]])
+  input([[vj<Cmd>lua T.sel = require('codenook.agent').selection(0, { range = 0 }, 'utf-8') or false<CR><Esc>]])
+  local sel = wait_for(3000, function()
+    return x('return T.sel')
+  end)
+  check(
+    'agent range: from a <Cmd> mapping in visual mode, the selection being made',
+    vim.deep_equal(sel, r(0, 4, 1, 3)),
+    vim.inspect(sel)
+  )
+  x('vim.cmd("bwipeout!")')
+
+  -- The transcript buffer, rendered from notifications.
+  local tr = x([[
+    local agent = require('codenook.agent')
+    local win0 = vim.api.nvim_get_current_win()
+    local handler = vim.lsp.config.codenook.handlers['codenook/agentTranscript']
+    local ctx = { client_id = -1, method = 'codenook/agentTranscript' }
+    local function send(kind, text) handler(nil, { taskId = 'unit1', kind = kind, text = text }, ctx) end
+    send('task', 'rename a to b')
+    send('model', 'Let me')
+    send('model', ' look.\nI will read')
+    send('model', ' it.\n')
+    send('call', 'read_file path=a.py')
+    send('result', 'line one\nline two\n')
+    send('model', 'Done')
+    send('error', 'no such file: b.py')
+    send('summary', 'Renamed a to b.')
+    local buf = agent.transcript('unit1')
+    local wins = vim.fn.win_findbuf(buf)
+    local out = {
+      lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false),
+      name = vim.api.nvim_buf_get_name(buf),
+      buftype = vim.bo[buf].buftype, bufhidden = vim.bo[buf].bufhidden,
+      swapfile = vim.bo[buf].swapfile, modifiable = vim.bo[buf].modifiable,
+      wins = #wins, focus_kept = vim.api.nvim_get_current_win() == win0,
+      cursor = wins[1] and vim.api.nvim_win_get_cursor(wins[1])[1],
+    }
+    -- Following the end: with the cursor on the last line, new text keeps it there; moved
+    -- up (and the end out of view), it stays.
+    for i = 1, 40 do send('result', 'row ' .. i) end
+    local n = vim.api.nvim_buf_line_count(buf)
+    out.followed = wins[1] and vim.api.nvim_win_get_cursor(wins[1])[1] == n
+    vim.api.nvim_win_set_cursor(wins[1], { 1, 0 })
+    vim.api.nvim_win_call(wins[1], function() vim.cmd('normal! zt') end)
+    vim.cmd('redraw')
+    send('status', 'more')
+    out.stayed = vim.api.nvim_win_get_cursor(wins[1])[1] == 1
+    vim.api.nvim_win_close(wins[1], true)
+    vim.cmd('bwipeout! ' .. buf)
+    return out
+  ]])
+  check(
+    'transcript: model deltas join on one line (newlines start lines), other kinds are prefixed entries',
+    vim.deep_equal(tr.lines, {
+      'Task: rename a to b',
+      'Let me look.',
+      'I will read it.',
+      '▶ read_file path=a.py',
+      '◀ line one',
+      '  line two',
+      'Done',
+      '✖ no such file: b.py',
+      '✔ Renamed a to b.',
+    }),
+    vim.inspect(tr.lines)
+  )
+  check(
+    'transcript: a scratch buffer codenook://agent/<taskId> (nofile, bufhidden=hide, no swap file, not modifiable)',
+    tr.name == 'codenook://agent/unit1' and tr.buftype == 'nofile' and tr.bufhidden == 'hide'
+      and tr.swapfile == false and tr.modifiable == false,
+    vim.inspect(tr)
+  )
+  check(
+    'transcript: shown in a split that does not take the focus, and follows the end',
+    tr.wins == 1 and tr.focus_kept and tr.cursor == #tr.lines and tr.followed and tr.stayed,
+    vim.inspect(tr)
+  )
+
+end
+
+-- End-to-end: the real LSP layer (tests/serve_fake.py) with scripted model replies.
+local function agent_e2e()
+  local function r(l1, c1, l2, c2)
+    return { start = { line = l1, character = c1 }, ['end'] = { line = l2, character = c2 } }
+  end
+  local root = vim.fs.dirname(vim.fs.dirname(plugin))
+  local python = root .. '/.venv/bin/python'
+  local proj = vim.uv.fs_realpath(tmp) .. '/agentproj'
+  vim.fn.mkdir(proj .. '/.git', 'p')
+  local MAIN = { 'def old_name(x):', '    return x + 1', '', '', 'print(old_name(2))' }
+  vim.fn.writefile(MAIN, proj .. '/main.py')
+  local function call(name, params)
+    local out = { '<tool_call>', '<function=' .. name .. '>' }
+    for _, p in ipairs(params) do
+      vim.list_extend(out, { '<parameter=' .. p[1] .. '>', p[2], '</parameter>' })
+    end
+    vim.list_extend(out, { '</function>', '</tool_call>' })
+    return table.concat(out, '\n')
+  end
+  local replies = {
+    'I will read main.py first.\n' .. call('read_file', { { 'path', 'main.py' } }),
+    call('edit_file', { { 'path', 'main.py' }, { 'old_text', 'def old_name(' }, { 'new_text', 'def new_name(' } }),
+    call('create_file', { { 'path', 'helpers.py' }, { 'content', 'def helper():\n    return 1\n' } }),
+    call('finish', { { 'summary', 'Renamed old_name to new_name.' } }),
+    call('run_command', { { 'command', 'echo hi' } }),
+    call('finish', { { 'summary', 'Did not run it.' } }),
+  }
+
+  --- Stop every codenook client, start the scripted server with `script`, open main.py.
+  local function start_fake(script)
+    input('<Esc>')
+    return x([[
+      local python, server, script, main = ...
+      for _, c in ipairs(vim.lsp.get_clients()) do c:stop(true) end
+      vim.wait(5000, function() return #vim.lsp.get_clients() == 0 end, 20)
+      vim.env.CODENOOK_FAKE = vim.json.encode(script)
+      require('codenook').setup({
+        cmd = { python, server },
+        filetypes = { 'python' },
+        native = false,
+        trusted = true,
+        -- The scripted engine counts a byte as a token: leave room in its 4096-token context.
+        settings = { agent = { stepTokens = 256 } },
+      })
+      vim.cmd('silent! %bwipeout!')
+      vim.cmd.edit(main)
+      return vim.fn.bufnr()
+    ]], python, root .. '/tests/serve_fake.py', script, proj .. '/main.py')
+  end
+
+  local main_buf = start_fake({ replies = replies })
+  local ready = wait_for(20000, function()
+    return x([[
+      local c = T.client()
+      if not (c and c.initialized) then return nil end
+      local s = T.stats()
+      if not (s and s.state == 'idle') then return nil end
+      return (c.server_capabilities.executeCommandProvider or {}).commands or {}
+    ]])
+  end)
+  if not check(
+    'the scripted server (tests/serve_fake.py) starts and offers codenook.agentTask and codenook.agentUndo',
+    ready and vim.list_contains(ready, 'codenook.agentTask') and vim.list_contains(ready, 'codenook.agentUndo'),
+    vim.inspect(ready)
+  ) then
+    return
+  end
+
+  x([[
+    T.agent, T.undo, T.sent, T.steps = nil, nil, {}, {}
+    if not T.agent_autocmds then
+      T.agent_autocmds = true
+      vim.api.nvim_create_autocmd('User', { pattern = 'CodenookAgent', callback = function(a) T.agent = a.data end })
+      vim.api.nvim_create_autocmd('User', { pattern = 'CodenookUndo', callback = function(a) T.undo = a.data end })
+      vim.api.nvim_create_autocmd('LspProgress', { callback = function(a)
+        local v = a.data.params.value
+        if type(v) == 'table' and v.message then table.insert(T.steps, v.message) end
+      end })
+    end
+    local c = T.client()
+    local orig = c.request
+    c.request = function(self, method, params, ...)
+      if method == 'workspace/executeCommand' then
+        table.insert(T.sent, { params = vim.deepcopy(params), version = vim.lsp.util.buf_versions[vim.fn.bufnr()] })
+      end
+      return orig(self, method, params, ...)
+    end
+    T.n_notes = #T.notes
+    T.win = vim.api.nvim_get_current_win()
+    vim.cmd('Codenook agent rename old_name to new_name')
+  ]])
+  local done = wait_for(20000, function()
+    return x('return T.agent')
+  end)
+  local res = done and done.result
+  local sent = x('return T.sent[1]')
+  local args = sent and sent.params.arguments[1]
+  check(
+    ':Codenook agent sends codenook.agentTask {task, uri, version} (no range without a selection)',
+    sent and sent.params.command == 'codenook.agentTask'
+      and vim.deep_equal(args, { task = 'rename old_name to new_name', uri = vim.uri_from_fname(proj .. '/main.py'), version = sent.version })
+      and type(sent.version) == 'number',
+    vim.inspect(sent)
+  )
+  if not check('the agent task ends with status done', res and res.status == 'done' and not done.err, vim.inspect(done)) then
+    return
+  end
+  local after = x([[
+    local buf = ...
+    return { lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false), modified = vim.bo[buf].modified,
+             focus_kept = vim.api.nvim_get_current_win() == T.win and vim.fn.bufnr() == buf }
+  ]], main_buf)
+  local want = vim.deepcopy(MAIN)
+  want[1] = 'def new_name(x):'
+  check(
+    'the edit is in the buffer of main.py, unsaved; the file on disk is unchanged',
+    vim.deep_equal(after.lines, want) and after.modified == true
+      and vim.deep_equal(vim.fn.readfile(proj .. '/main.py'), MAIN),
+    vim.inspect({ after = after, disk = vim.fn.readfile(proj .. '/main.py') })
+  )
+  check(
+    'the answer names main.py as edited with its original text, helpers.py as created',
+    #res.changes == 2
+      and res.changes[1].path == 'main.py' and res.changes[1].created == false
+      and res.changes[1].original == table.concat(MAIN, '\n') .. '\n'
+      and res.changes[2].path == 'helpers.py' and res.changes[2].created == true
+      and res.changes[2].original == nil,
+    vim.inspect(res.changes)
+  )
+  local created = x([[
+    local buf = vim.fn.bufnr(...)
+    return buf > 0 and { lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false), modified = vim.bo[buf].modified } or nil
+  ]], proj .. '/helpers.py')
+  check(
+    'the created file is in a buffer, unsaved (Neovim creates it empty on disk)',
+    created and created.lines[1] == 'def helper():' and created.lines[2] == '    return 1'
+      and created.modified == true and vim.deep_equal(vim.fn.readfile(proj .. '/helpers.py'), {}),
+    vim.inspect({ created = created, disk = vim.fn.readfile(proj .. '/helpers.py') })
+  )
+  local tbuf = done.transcript
+  local transcript = x([[
+    local buf = ...
+    if not buf then return nil end
+    return { lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false), name = vim.api.nvim_buf_get_name(buf),
+             shown = #vim.fn.win_findbuf(buf) }
+  ]], tbuf)
+  local text = transcript and table.concat(transcript.lines, '\n') or ''
+  check(
+    'the transcript buffer shows the task, the model text, the calls, their results and the summary',
+    transcript and transcript.name == 'codenook://agent/' .. res.taskId and transcript.shown == 1
+      and text:find('Task: rename old_name to new_name', 1, true)
+      and text:find('I will read main.py first.', 1, true)
+      and text:find('▶ read_file path=main.py', 1, true)
+      and text:find('◀ ', 1, true)
+      and text:find('▶ edit_file path=main.py', 1, true)
+      and text:find('✔ Renamed old_name to new_name.', 1, true)
+      and text:find('▶ create_file path=helpers.py', 1, true)
+      and text:find('■ done after 4 steps, 2 files changed', 1, true),
+    text
+  )
+  check('the task ran without taking the focus from main.py', after.focus_kept, vim.inspect(after))
+  local qf = x([[
+    local q = vim.fn.getqflist({ title = 1, items = 1 })
+    local out = { title = q.title, items = {} }
+    for _, it in ipairs(q.items) do
+      out.items[#out.items + 1] = { name = vim.api.nvim_buf_get_name(it.bufnr), lnum = it.lnum, text = it.text }
+    end
+    return out
+  ]])
+  check(
+    'the quickfix list "codenook agent: <task>" has main.py "edited" at the changed line, helpers.py "created"',
+    qf.title == 'codenook agent: rename old_name to new_name' and #qf.items == 2
+      and qf.items[1].name == proj .. '/main.py' and qf.items[1].text == 'edited' and qf.items[1].lnum == 1
+      and qf.items[2].name == proj .. '/helpers.py' and qf.items[2].text == 'created',
+    vim.inspect(qf)
+  )
+  local notes = x('return vim.list_slice(T.notes, T.n_notes + 1)')
+  check(
+    'the summary is notified (INFO)',
+    #notes >= 1 and notes[#notes].level == vim.log.levels.INFO
+      and notes[#notes].msg:find('Renamed old_name to new_name.', 1, true)
+      and notes[#notes].msg:find('2 files changed', 1, true),
+    vim.inspect(notes)
+  )
+  local steps = x('return T.steps')
+  local named = vim.tbl_filter(function(m)
+    return m:find('main.py', 1, true) ~= nil
+  end, steps)
+  check(
+    'the agent\'s steps arrive as work-done progress messages (reading, editing main.py)',
+    #named >= 2,
+    vim.inspect(steps)
+  )
+
+  -- :Codenook undo puts main.py back (in the buffer) and removes helpers.py.
+  x('T.n_notes = #T.notes; vim.cmd("Codenook undo")')
+  local undone = wait_for(10000, function()
+    return x('return T.undo')
+  end)
+  local restored = x('return vim.api.nvim_buf_get_lines(..., 0, -1, false)', main_buf)
+  local unotes = x('return vim.list_slice(T.notes, T.n_notes + 1)')
+  check(
+    ':Codenook undo restores main.py in its buffer, removes the created helpers.py and says so',
+    undone and undone.result and #undone.result.restored == 2 and #undone.result.refused == 0
+      and vim.deep_equal(restored, MAIN) and vim.fn.filereadable(proj .. '/helpers.py') == 0
+      and x('return vim.fn.bufloaded(...)', proj .. '/helpers.py') == 0
+      and unotes[1] and unotes[1].level == vim.log.levels.INFO and unotes[1].msg:find('main.py', 1, true)
+      and unotes[1].msg:find('helpers.py', 1, true),
+    vim.inspect({ undone = undone, buffer = restored, notes = unotes, disk = vim.fn.filereadable(proj .. '/helpers.py') })
+  )
+  x('T.n_notes = #T.notes; T.undo = nil; vim.cmd("Codenook undo")')
+  local again = wait_for(10000, function()
+    return x('return T.undo')
+  end)
+  local anotes = x('return vim.list_slice(T.notes, T.n_notes + 1)')
+  check(
+    'a second :Codenook undo is refused with the server\'s reason',
+    again and again.err and anotes[1] and anotes[1].msg:find('undone already', 1, true),
+    vim.inspect({ again = again, notes = anotes })
+  )
+  x('T.notes = vim.list_slice(T.notes, 1, T.n_notes)')
+
+  -- A command the agent wants to run: window/showMessageRequest through vim.ui.select; "Deny".
+  x([[
+    T.agent, T.asked = nil, nil
+    vim.ui.select = function(items, opts, on_choice)
+      local titles = {}
+      for i, item in ipairs(items) do titles[i] = opts.format_item and opts.format_item(item) or tostring(item) end
+      T.asked = { prompt = opts.prompt, titles = titles }
+      for i, t in ipairs(titles) do
+        if t == 'Deny' then return on_choice(items[i], i) end
+      end
+      on_choice(nil, nil)
+    end
+    vim.ui.input = function(opts, on_confirm)
+      T.input_prompt = opts.prompt
+      on_confirm('run the tests')
+    end
+    vim.cmd('1,2Codenook agent')
+  ]])
+  local denied = wait_for(20000, function()
+    return x('return T.agent')
+  end)
+  local asked = x('return T.asked')
+  check(
+    'window/showMessageRequest asks with vim.ui.select: Run / Always for this task / Deny',
+    asked and vim.deep_equal(asked.titles, { 'Run', 'Always for this task', 'Deny' })
+      and asked.prompt:find('echo hi', 1, true),
+    vim.inspect(asked)
+  )
+  local dtext = denied and denied.transcript
+    and table.concat(x('return vim.api.nvim_buf_get_lines(..., 0, -1, false)', denied.transcript), '\n') or ''
+  check(
+    'answering Deny: the command does not run and the transcript shows the denial',
+    denied and denied.result and denied.result.status == 'done'
+      and dtext:find('✖ the user did not allow running `echo hi`', 1, true)
+      and dtext:find('✔ Did not run it.', 1, true),
+    vim.inspect({ result = denied and denied.result, transcript = dtext })
+  )
+  local sent2 = x('return T.sent[#T.sent]')
+  check(
+    ':1,2Codenook agent without a task asks for it (vim.ui.input) and sends those lines as the range',
+    x('return T.input_prompt') == 'codenook agent: ' and sent2
+      and sent2.params.arguments[1].task == 'run the tests'
+      and vim.deep_equal(sent2.params.arguments[1].range, r(0, 0, 1, 16)),
+    vim.inspect(sent2)
+  )
+  check(
+    'the new transcript replaces the last one in its window (one transcript window)',
+    x([[
+      local n = 0
+      for _, w in ipairs(vim.api.nvim_tabpage_list_wins(0)) do
+        if vim.b[vim.api.nvim_win_get_buf(w)].codenook_agent then n = n + 1 end
+      end
+      return n
+    ]]) == 1
+  )
+
+  local shown = x([[
+    vim.cmd('Codenook transcript')
+    local name = vim.api.nvim_buf_get_name(0)
+    vim.cmd('wincmd p')
+    return name
+  ]])
+  check(
+    ':Codenook transcript goes to the last task\'s transcript',
+    shown == 'codenook://agent/' .. tostring(denied and denied.result and denied.result.taskId),
+    tostring(shown)
+  )
+
+  -- :Codenook cancel stops a running task (its work-done progress is cancelled).
+  local long = ('thinking about it, '):rep(40)
+  main_buf = start_fake({ replies = { long }, step_s = 0.03 })
+  local ready2 = wait_for(20000, function()
+    return x([[
+      local c = T.client()
+      local s = c and c.initialized and T.stats()
+      return s and s.state == 'idle'
+    ]])
+  end)
+  if ready2 then
+    -- Cancelled before its progress began: the request is cancelled ($/cancelRequest).
+    x([[
+      T.agent = nil
+      T.n_notes = #T.notes
+      vim.cmd('Codenook agent think for a long time')
+      vim.cmd('Codenook cancel')
+    ]])
+    local early = wait_for(15000, function()
+      return x('return T.agent')
+    end)
+    local enotes = x('return vim.list_slice(T.notes, T.n_notes + 1)')
+    check(
+      ':Codenook cancel at once cancels the request; the task ends (a warning) and the next may start',
+      early and x('return require("codenook.agent").running() == nil')
+        and enotes[#enotes] and enotes[#enotes].level == vim.log.levels.WARN
+        and enotes[#enotes].msg:find('cancelled', 1, true),
+      vim.inspect({ early = early, notes = enotes })
+    )
+    -- Cancelled while it runs: its work-done progress is cancelled.
+    x([[
+      T.agent = nil
+      T.n_notes = #T.notes
+      vim.cmd('Codenook agent think for a long time')
+    ]])
+    local running = wait_for(10000, function()
+      return x([[
+        local r = require('codenook.agent').running()
+        return r and r.token and r.message and { token = r.token, message = r.message }
+      ]])
+    end)
+    x('vim.cmd("Codenook cancel")')
+    local cancelled = wait_for(10000, function()
+      return x('return T.agent')
+    end)
+    local cnotes = x('return vim.list_slice(T.notes, T.n_notes + 1)')
+    check(
+      ':Codenook cancel cancels the running agent task: status cancelled, a warning',
+      running and cancelled and cancelled.result and cancelled.result.status == 'cancelled'
+        and cnotes[#cnotes] and cnotes[#cnotes].level == vim.log.levels.WARN
+        and cnotes[#cnotes].msg:find('cancelled', 1, true),
+      vim.inspect({ running = running, result = cancelled and cancelled.result, notes = cnotes })
+    )
+    check(
+      'after the task: no agent task is running',
+      x('return require("codenook.agent").running() == nil')
+    )
+  else
+    check('the scripted server restarts for the cancel test', false)
+  end
+  x([[
+    for _, c in ipairs(vim.lsp.get_clients()) do c:stop(true) end
+    vim.wait(5000, function() return #vim.lsp.get_clients() == 0 end, 20)
+  ]])
+end
+agent_e2e()
 
 -- Errors the plugin itself reported during the run.
 do

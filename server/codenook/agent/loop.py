@@ -87,8 +87,9 @@ class Limits:
 @dataclass(frozen=True)
 class StepUsage:
     """What one model reply cost: ``new_tokens`` is how much the prompt grew since the last
-    step, ``prefilled_tokens`` what the engine actually had to read (equal when the cache
-    works)."""
+    step (the previous reply, as the template renders it, included: the engine never reuses
+    state computed from generated tokens), ``prefilled_tokens`` what the engine actually had
+    to read; equal when the cache works."""
 
     prompt_tokens: int
     new_tokens: int
@@ -307,9 +308,9 @@ class Agent:
             args = check_arguments(call.name, call.arguments)
         except ToolError as exc:
             return self._error(str(exc)), None
-        self._port.transcript("call", describe_call(call.name, args))
-        if call.name == "finish":
+        if call.name == "finish":  # its summary is the transcript's last entry
             return "finished", str(args["summary"]).strip() or "finished"
+        self._port.transcript("call", describe_call(call.name, args))
         try:
             result = await self._tool(call.name, args)
         except ToolError as exc:

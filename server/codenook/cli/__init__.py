@@ -212,6 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
     evalcontext_cli.add_arguments(eval_context)
     eval_context.set_defaults(func=evalcontext_cli.command)
 
+    from codenook.devtools.evalagent import cli as evalagent_cli
+
+    eval_agent = sub.add_parser(
+        "eval-agent", help="run agent tasks on a fixture project and check what they changed"
+    )
+    evalagent_cli.add_arguments(eval_agent)
+    eval_agent.set_defaults(func=evalagent_cli.command)
+
     settings = sub.add_parser("settings", help="list every setting with its default")
     settings.set_defaults(func=cmd_settings)
 

@@ -20,7 +20,7 @@ from codenook.agent.workspace import DEFAULT_SECRET_GLOBS, Access
 from codenook.engine.protocol import EngineError, GenerationRequest, GenerationResult
 from codenook.engine.scheduler import Priority
 from codenook.lsp import convert
-from codenook.lsp.agent_port import EditorPort
+from codenook.lsp.agent_port import EditorPort, same_text
 from codenook.lsp.dispatch import FAIL, RequestFailed, request
 from codenook.lsp.progress import Progress
 from codenook.text.positions import PositionError
@@ -233,8 +233,8 @@ def _answer(ls: CodenookServer, task_id: str, outcome: Outcome) -> dict[str, Any
         for u in outcome.usage
     ]
     files = len(changes)
-    plural = "s" if files != 1 else ""
-    message = f"{outcome.summary} ({outcome.steps} steps, {files} file{plural} changed)"
+    steps = f"{outcome.steps} step{'s' if outcome.steps != 1 else ''}"
+    message = f"{outcome.summary} ({steps}, {files} file{'s' if files != 1 else ''} changed)"
     return {
         "taskId": task_id,
         "status": outcome.status,
@@ -262,7 +262,7 @@ async def _undo(ls: CodenookServer, task_id: str, outcome: Outcome) -> dict[str,
             except OSError:
                 current = None
         problem: str | None
-        if current != touched.current:
+        if current is None or not same_text(current, touched.current, touched.original is None):
             problem = "changed since the task" if current is not None else "missing"
         elif touched.original is None:
             problem = await port.delete(touched.path, touched.display)

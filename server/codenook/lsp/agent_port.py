@@ -205,13 +205,22 @@ class EditorPort:
         deadline = loop.time() + ECHO_TIMEOUT_S
         while loop.time() < deadline:
             text = self.text_of(change.path)
-            if text == change.after:
+            if text is not None and same_text(text, change.after, change.created):
                 return None
             uri = self.open_uri(change.path)
             if uri is None and loop.time() > deadline - ECHO_TIMEOUT_S + 1.0:
                 return None  # applied by the client without opening it here
             await asyncio.sleep(POLL_S)
         return "the editor applied the edit but its text differs; the user may have typed"
+
+
+def same_text(text: str, expected: str, created: bool) -> bool:
+    """Whether an editor's copy holds ``expected``. A file created through LSP starts as
+    whatever the editor calls empty (Neovim's empty buffer is one empty line, "\n"), so for a
+    created file a difference in trailing newlines is not a difference."""
+    if text == expected:
+        return True
+    return created and text.rstrip("\r\n") == expected.rstrip("\r\n")
 
 
 def _same_file(a: str, b: Path) -> bool:

@@ -6,6 +6,7 @@ local codenook = require('codenook')
 local M = {}
 
 local AGENT_TASK = 'codenook.agentTask'
+local AGENT_UNDO = 'codenook.agentUndo'
 
 local function err(msg)
   vim.notify('codenook: ' .. msg, vim.log.levels.ERROR)
@@ -99,47 +100,60 @@ function M.status()
   api.nvim_echo(chunks, true, {})
 end
 
-function M.task(text)
-  local client = need_client()
-  if not client then
-    return
-  end
-  if text == '' then
-    return err('usage: :Codenook task {what to do}')
-  end
+--- Whether `client` may run agent tasks: the server offers them and the root is trusted.
+local function agent_allowed(client)
   if not advertises(client, AGENT_TASK) then
-    return err(
+    err(
       ('this server does not offer agent tasks: its executeCommandProvider has no %q. '):format(
         AGENT_TASK
-      ) .. 'Update codenook to a version that has them.'
+      ) .. 'Update codenook to a version that has them, or turn on its setting agent.enabled.'
     )
+    return false
   end
   if not codenook.trusted(client.root_dir) then
-    return err(
+    err(
       ('agent tasks are off: the workspace root %s is not trusted. '):format(
         client.root_dir or '(none)'
       ) .. '`:Codenook trust` trusts it (:help codenook-trust).'
     )
+    return false
   end
+  return true
+end
+
+--- :Codenook agent [{task}]: run an agent task; without {task}, ask for it. `opts` are the
+--- user command's (its range: the selection sent with the task).
+function M.agent(text, opts)
+  local client = need_client()
+  if not client or not agent_allowed(client) then
+    return
+  end
+  local agent = require('codenook.agent')
   local buf = api.nvim_get_current_buf()
-  local command = {
-    title = 'codenook: ' .. text,
-    command = AGENT_TASK,
-    arguments = {
-      {
-        task = text,
-        textDocument = { uri = vim.uri_from_bufnr(buf) },
-        position = vim.lsp.util.make_position_params(0, client.offset_encoding).position,
-      },
-    },
-  }
-  client:exec_cmd(command, { bufnr = buf }, function(e, result)
-    if e then
-      return err('agent task failed: ' .. tostring(e.message))
+  -- The selection is read now: the prompt below leaves visual mode.
+  local range = agent.selection(buf, opts, client.offset_encoding)
+  if text ~= '' then
+    agent.start(client, text, buf, range)
+    return
+  end
+  vim.ui.input({ prompt = 'codenook agent: ' }, function(input)
+    if input and vim.trim(input) ~= '' then
+      agent.start(client, vim.trim(input), buf, range)
     end
-    local msg = type(result) == 'table' and (result.message or result.summary) or result
-    vim.notify('codenook: agent task done' .. (type(msg) == 'string' and (': ' .. msg) or ''))
   end)
+end
+M.task = M.agent
+
+--- :Codenook undo [{taskId}]: put back what the last agent task (or {taskId}) changed.
+function M.undo(task_id)
+  local client = need_client()
+  if not client then
+    return
+  end
+  if not advertises(client, AGENT_UNDO) then
+    return err(('this server does not offer %q'):format(AGENT_UNDO))
+  end
+  require('codenook.agent').undo(client, task_id ~= '' and task_id or nil)
 end
 
 M.subcommands = {
@@ -148,11 +162,20 @@ M.subcommands = {
   end,
   cancel = function()
     if codenook.cancel() == 0 then
-      vim.notify('codenook: no code action is running', vim.log.levels.INFO)
+      vim.notify('codenook: no code action or agent task is running', vim.log.levels.INFO)
     end
   end,
-  task = function(args)
-    M.task(args)
+  agent = function(args, opts)
+    M.agent(args, opts)
+  end,
+  task = function(args, opts)
+    M.agent(args, opts)
+  end,
+  undo = function(args)
+    M.undo(args)
+  end,
+  transcript = function(args)
+    require('codenook.agent').open_transcript(args)
   end,
   trust = function(args)
     local ok, what = codenook.trust(args ~= '' and args or nil)
@@ -170,7 +193,8 @@ M.subcommands = {
   end,
 }
 
---- :Codenook completion: `task` only when a running server advertises agent tasks.
+--- :Codenook completion: `agent`, `undo` and `transcript` only when a running server
+--- advertises agent tasks (`task`, the old name of `agent`, is not offered).
 function M.complete(arglead, cmdline)
   if cmdline:match('^%s*%S+%s+%S+%s') then
     return {}
@@ -178,7 +202,10 @@ function M.complete(arglead, cmdline)
   local names = { 'status', 'cancel', 'trust' }
   local client = codenook.client()
   if client and advertises(client, AGENT_TASK) then
-    names[#names + 1] = 'task'
+    vim.list_extend(names, { 'agent', 'transcript' })
+  end
+  if client and advertises(client, AGENT_UNDO) then
+    names[#names + 1] = 'undo'
   end
   return vim.tbl_filter(function(n)
     return vim.startswith(n, arglead)
@@ -189,16 +216,10 @@ function M.run(opts)
   local sub, rest = opts.args:match('^%s*(%S+)%s*(.-)%s*$')
   local fn = sub and M.subcommands[sub]
   if not fn then
-    return err(
-      (
-        'unknown subcommand %q; use :Codenook status, :Codenook cancel, :Codenook trust'
-        .. ' or :Codenook task {text}'
-      ):format(
-        sub or ''
-      )
-    )
+    local usage = ':Codenook status, cancel, trust [{root}], agent [{task}], undo or transcript'
+    return err(sub and ('unknown subcommand %q; use %s'):format(sub, usage) or ('use ' .. usage))
   end
-  fn(rest or '')
+  fn(rest or '', opts)
 end
 
 return M

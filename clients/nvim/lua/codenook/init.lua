@@ -37,6 +37,15 @@ M.defaults = {
   --- every root or none; a list of directories: roots at or below them; a function(root):
   --- boolean. See :help codenook-trust.
   trusted = nil,
+  --- Agent tasks (:Codenook agent). `window`: where the transcript opens, the config of
+  --- nvim_open_win() (a split below, full width, by default; a float works too), or false:
+  --- nowhere (:Codenook transcript shows it). `focus`: go to that window when it opens.
+  --- `echo`: show each step of the running task in the command line.
+  agent = {
+    window = { split = 'below', win = -1, height = 12 },
+    focus = false,
+    echo = true,
+  },
 }
 
 M.config = vim.deepcopy(M.defaults)
@@ -665,12 +674,58 @@ local function run_action(command, ctx)
   end
 end
 
+--- The files a WorkspaceEdit creates (CreateFile) and then fills with one insert at their start:
+--- uri -> the inserted text.
+local function created_contents(changes)
+  local created, texts = {}, {}
+  for _, change in ipairs(changes) do
+    local doc = change.textDocument
+    if change.kind == 'create' and type(change.uri) == 'string' then
+      created[change.uri] = true
+    elseif doc and created[doc.uri] then
+      local edit = #(change.edits or {}) == 1 and change.edits[1] or nil
+      local range = edit and edit.range
+      if
+        range
+        and range.start.line == 0
+        and range.start.character == 0
+        and range['end'].line == 0
+        and range['end'].character == 0
+        and texts[doc.uri] == nil
+      then
+        texts[doc.uri] = edit.newText
+      else
+        texts[doc.uri] = false
+      end
+    end
+  end
+  return texts
+end
+
+--- Neovim loads a file that a CreateFile has just made (empty) as one empty line with 'eol'
+--- (the text "\n"), so inserting "a\nb\n" into it leaves "a\nb\n\n": an empty line too many.
+--- Drop it, so the buffer holds exactly what the server created.
+local function fix_created(texts)
+  for uri, text in pairs(texts) do
+    local buf = vim.uri_to_bufnr(uri)
+    if text and text:sub(-1) == '\n' and api.nvim_buf_is_loaded(buf) and vim.bo[buf].eol then
+      local want = vim.split(text:sub(1, -2), '\n', { plain = true })
+      local lines = api.nvim_buf_get_lines(buf, 0, -1, false)
+      if #lines == #want + 1 and lines[#lines] == '' then
+        api.nvim_buf_set_lines(buf, -2, -1, false, {})
+      end
+    end
+  end
+end
+
 --- Neovim 0.11 answers `applied = true` to an edit for an older document version that it
 --- skipped (it only prints "Buffer ... newer than edits"), and prints every edit's label.
 --- The server streams many small versioned edits: refuse stale ones, keep quiet.
 local function apply_edit(err, params, ctx)
+  local created = {}
   if type(params) == 'table' and type(params.edit) == 'table' then
-    for _, change in ipairs(params.edit.documentChanges or {}) do
+    local changes = params.edit.documentChanges or {}
+    for _, change in ipairs(changes) do
       local doc = change.textDocument
       if doc and doc.uri and type(doc.version) == 'number' and doc.version > 0 then
         local version = vim.lsp.util.buf_versions[vim.uri_to_bufnr(doc.uri)]
@@ -679,6 +734,7 @@ local function apply_edit(err, params, ctx)
         end
       end
     end
+    created = created_contents(changes)
     local quiet = {}
     for k, v in pairs(params) do
       quiet[k] = v
@@ -686,16 +742,21 @@ local function apply_edit(err, params, ctx)
     quiet.label = nil
     params = quiet
   end
-  return vim.lsp.handlers['workspace/applyEdit'](err, params, ctx)
+  local result = vim.lsp.handlers['workspace/applyEdit'](err, params, ctx)
+  if type(result) == 'table' and result.applied then
+    fix_created(created)
+  end
+  return result
 end
 
---- Stop the code action running on the server (its progress is cancelled; the server puts the
---- original text back).
+--- Stop the code actions and agent tasks running on the server (their progress is cancelled;
+--- a code action puts the original text back). Returns how many.
 function M.cancel()
-  local n = 0
+  local agent = require('codenook.agent')
+  local n = agent.cancel()
   for _, client in ipairs(vim.lsp.get_clients({ name = NAME })) do
     for token in pairs(client.progress.pending or {}) do
-      if token ~= LOAD_TOKEN then
+      if token ~= LOAD_TOKEN and not agent.owns(client.id, token) then
         client:notify('window/workDoneProgress/cancel', { token = token })
         n = n + 1
       end
@@ -897,6 +958,10 @@ function M.setup(opts)
   config.cmd = opts.cmd or M.default_cmd()
   config.settings = vim.deepcopy(opts.settings or {})
   config.trusted = opts.trusted
+  -- A window config is replaced, not merged (a float needs none of the split's keys).
+  if type(opts.agent) == 'table' and opts.agent.window ~= nil then
+    config.agent.window = opts.agent.window
+  end
   M.config = config
 
   local exe = type(config.cmd) == 'table' and config.cmd[1]
@@ -924,6 +989,9 @@ function M.setup(opts)
       [STATUS] = on_status,
       [PROBLEM] = on_problem,
       ['workspace/applyEdit'] = apply_edit,
+      ['codenook/agentTranscript'] = function(...)
+        return require('codenook.agent').on_transcript(...)
+      end,
     },
     -- Merged into Neovim's own capabilities: ask for codenook/problem instead of showMessage.
     capabilities = { experimental = { codenook = { problems = true } } },
@@ -953,6 +1021,16 @@ function M.setup(opts)
       end
     end,
   })
+  -- An agent task's work-done progress: its token (for :Codenook cancel) and step messages.
+  api.nvim_create_autocmd('LspProgress', {
+    group = group,
+    callback = function(args)
+      local client = vim.lsp.get_client_by_id(args.data.client_id)
+      if client and client.name == NAME then
+        require('codenook.agent').on_progress(args)
+      end
+    end,
+  })
   api.nvim_create_autocmd('LspDetach', {
     group = group,
     callback = function(args)
@@ -963,6 +1041,7 @@ function M.setup(opts)
           statuses[client.id] = nil
           loading[client.id] = nil
           last_problems[client.id] = nil
+          require('codenook.agent').detach(client.id)
         end
       end
     end,
