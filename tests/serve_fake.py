@@ -4,10 +4,11 @@ Arguments are ``codenook serve``'s (stdio by default, ``--tcp HOST:PORT``, setti
 the exit status is the server's. The tests drive every handler's failure paths and the
 protocol's hostile inputs through the real transport with this. The
 engine's behaviour comes from the ``CODENOOK_FAKE`` environment variable (JSON):
-``reply`` (text generated one character per step), ``replies`` (a list: the agent's n-th
-generation answers the n-th reply, the last one repeating; other features keep ``reply``), ``step_s`` (seconds per character),
-``load_s`` (seconds the load takes), ``fail`` ("load": the model cannot load; "generate":
-every generation raises), ``template`` (the model's chat template), ``n_ctx`` (its context size; its tokens are bytes).
+``reply`` (text generated one character per step), ``replies`` (a list: the agent's
+n-th generation answers the n-th reply, the last one repeating; other features keep
+``reply``), ``step_s`` (seconds per character), ``load_s`` (seconds the load takes), ``fail``
+("load": the model cannot load; "generate": every generation raises), ``template`` (the
+model's chat template), ``n_ctx`` (its context size; its tokens are bytes).
 
 One request exists only here, for tests that compare their model of a document with the
 server's copy: ``codenook/test/text`` with ``{"uri": ...}`` answers ``{"text", "version",
