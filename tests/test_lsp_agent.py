@@ -264,8 +264,9 @@ def test_paths_that_leave_the_workspace_are_refused_and_told_to_the_model(
     assert not (project.parent / "escape.py").exists()
 
 
+@pytest.mark.parametrize("how", ["progress", "request"])
 def test_cancel_mid_task_keeps_whole_edits_only_and_undo_restores(
-    project: Path, closing: Any
+    project: Path, closing: Any, how: str
 ) -> None:
     replies = [
         call("edit_file", path="a.py", old_text="def old_name(x):", new_text="def new_name(x):"),
@@ -291,7 +292,10 @@ def test_cancel_mid_task_keeps_whole_edits_only_and_undo_restores(
         and m["params"]["value"].get("kind") == "begin"
         and "agent" in m["params"]["value"].get("title", "")
     )
-    client.notify("window/workDoneProgress/cancel", {"token": token})
+    if how == "progress":
+        client.notify("window/workDoneProgress/cancel", {"token": token})
+    else:  # VS Code cancels the command itself: the answer is still the task's result
+        client.notify("$/cancelRequest", {"id": msg_id})
     result = client.reply(msg_id, timeout=10)["result"]
     assert result["status"] == "cancelled"
     assert client.documents[a_uri].text == A_PY.replace("def old_name", "def new_name")

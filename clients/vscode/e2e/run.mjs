@@ -7,10 +7,11 @@
 // Prints one line per check and a final `N passed, M failed, K skipped`; exits 1 on a failure.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, openSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, openSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
 
@@ -203,6 +204,25 @@ const OTHER_LANGUAGES = [
   { file: 'stats.lua', text: '-- Return the sum of a and b.\nlocal function add(a, b)\n  return ' },
 ];
 
+/**
+ * The agent-task scenario runs the real LSP layer with a scripted model (tests/serve_fake.py):
+ * the model's replies read AGENT_FILE, rename old_name in it and finish.
+ */
+const SERVE_FAKE = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'tests', 'serve_fake.py');
+const AGENT_FILE = 'rename_me.py';
+const AGENT_TEXT = 'def old_name(x):\n    return x * 2\n\n\nprint(old_name(21))\n';
+const AGENT_TASK = 'rename old_name to new_name';
+const AGENT_SUMMARY = 'Renamed old_name to new_name.';
+const toolCall = (name, params) =>
+  `<tool_call>\n<function=${name}>\n${Object.entries(params).map(([k, v]) => `<parameter=${k}>\n${v}\n</parameter>\n`).join('')}</function>\n</tool_call>`;
+const AGENT_REPLIES = [
+  toolCall('read_file', { path: AGENT_FILE }),
+  toolCall('edit_file', { path: AGENT_FILE, old_text: 'def old_name(', new_text: 'def new_name(' }),
+  toolCall('finish', { summary: AGENT_SUMMARY }),
+];
+/** A shell-quoted word. */
+const sq = (word) => `'${String(word).replace(/'/g, `'\\''`)}'`;
+
 let page;
 let browser;
 let codeServer;
@@ -221,6 +241,8 @@ async function main() {
   const file = join(workspace, 'main.py');
   writeFileSync(file, ORIGINAL);
   writeFileSync(join(workspace, 'README.md'), '# Notes\n\nNothing here needs a language model.\n');
+  const agentFile = join(workspace, AGENT_FILE);
+  writeFileSync(agentFile, AGENT_TEXT);
   for (const other of OTHER_LANGUAGES) writeFileSync(join(workspace, other.file), other.text);
   const port = await freePort();
   writeFileSync(configFile, `bind-addr: 127.0.0.1:${port}\nauth: none\ncert: false\n`);
@@ -559,7 +581,15 @@ async function main() {
   /** VS Code 1.139 opens settings (UI and JSON) in a modal editor; close it with its button. */
   const closeModalEditor = async () => {
     const modal = page.locator('.modal-editor-part');
+    // Under load the settings.json editor can read dirty again after its save (the file on
+    // disk was checked to be what was pasted): closing it then asks to save; the disk is right.
+    const dontSave = page.locator('.monaco-dialog-box', { hasText: 'Do you want to save' }).getByRole('button', { name: "Don't Save" });
     for (let i = 0; i < 5 && (await modal.isVisible()); i++) {
+      if (await dontSave.isVisible()) {
+        await dontSave.click().catch(() => {});
+        await sleep(300);
+        continue;
+      }
       const close = modal.locator('[aria-label^="Close Modal Editor"]').first();
       if (await close.isVisible()) {
         await close.click().catch(() => {});
@@ -668,6 +698,168 @@ async function main() {
     if (complaints.length) throw new Error(`unexpected messages: ${JSON.stringify(complaints)}`);
     return `${text.replace(/\s+/g, ' ')}`;
   });
+
+  await agentTaskScenario({ temp, agentFile, editUserSettings, waitForStatus, clearNotifications, palette, openFile });
+}
+
+/**
+ * An agent task through the UI, against the real LSP layer with a scripted model: the
+ * server command becomes a wrapper that runs tests/serve_fake.py (its `languages --json` is the
+ * real codenook's), the task is typed into the input box, and the checks follow what a user
+ * sees: the progress notification, the edit in the (unsaved) buffer, the transcript, the
+ * summary with its buttons, the diff of "Show changes", and Undo Last Agent Task.
+ */
+async function agentTaskScenario({ temp, agentFile, editUserSettings, waitForStatus, clearNotifications, palette, openFile }) {
+  const toast = (text) => page.locator('.notifications-toasts .notification-list-item', { hasText: text }).first();
+  /** The editors of the editor area (not the output panel, whose transcript names new_name too). */
+  const editorTexts = async () =>
+    (await page.locator('.editor-group-container .monaco-editor .view-lines').allInnerTexts()).map((t) => t.replace(/\s+/g, ' '));
+  const waitFor = async (what, fn, timeout) => {
+    const deadline = Date.now() + timeout;
+    let last;
+    while (Date.now() < deadline) {
+      last = await fn();
+      if (last.ok) return last;
+      await sleep(200);
+    }
+    throw new Error(`${what} within ${timeout / 1000} s; last: ${JSON.stringify(last?.seen ?? null).slice(0, 300)}`);
+  };
+
+  log('agent task scenario (scripted model)');
+  const scenarioStart = Date.now();
+  const ready = await check('agent task: the server restarts with a scripted model (tests/serve_fake.py)', async () => {
+    if (!existsSync(SERVE_FAKE)) throw new Error(`${SERVE_FAKE} not found`);
+    const python = join(dirname(opt.codenook), 'python');
+    if (!existsSync(python)) throw new Error(`${python} not found (the .venv of the codenook install)`);
+    const fakeJson = join(temp, 'agent-fake.json');
+    // step_s: the task takes a few seconds, long enough to see its progress.
+    writeFileSync(fakeJson, JSON.stringify({ replies: AGENT_REPLIES, reply: 'pass', step_s: 0.01, n_ctx: 65536 }));
+    const wrapper = join(temp, 'codenook-scripted');
+    writeFileSync(
+      wrapper,
+      [
+        '#!/bin/sh',
+        '# codenook with a scripted model: `languages` is the real one, `serve` runs tests/serve_fake.py',
+        `if [ "$1" = languages ]; then exec ${sq(opt.codenook)} "$@"; fi`,
+        'if [ "$1" = serve ]; then shift; fi',
+        `CODENOOK_FAKE="$(cat ${sq(fakeJson)})"`,
+        'export CODENOOK_FAKE',
+        `exec ${sq(python)} ${sq(SERVE_FAKE)} "$@"`,
+        '',
+      ].join('\n'),
+    );
+    chmodSync(wrapper, 0o755);
+    await editUserSettings({
+      'codenook.serverCommand': [wrapper, 'serve'],
+      // Nothing else asks the scripted model; its tokens are bytes, hence the large step.
+      'codenook.completion.enabled': false,
+      'codenook.hover.enabled': false,
+      'codenook.agent.stepTokens': 4000,
+    });
+    await waitFor(
+      'no serve_fake.py process under code-server',
+      async () => {
+        const found = descendants(codeServer.pid).filter((pid) => commandLine(pid).some((w) => w.endsWith('serve_fake.py')));
+        return { ok: found.length === 1, seen: found.map((pid) => commandLine(pid).join(' ')) };
+      },
+      30000,
+    );
+    const status = await waitForStatus(/codenook: idle/, 30000);
+    await clearNotifications();
+    return status.replace(/\s+/g, ' ');
+  });
+  if (!ready) {
+    record('agent task: typed into the input box, it edits the buffer (unsaved) and shows its transcript and summary', 'skip', 'no scripted server');
+    return;
+  }
+
+  const edited = await check('agent task: typed into the input box, it edits the buffer (unsaved) and shows its transcript and summary', async () => {
+    await openFile(AGENT_FILE, AGENT_TEXT);
+    await palette('codenook: Run Agent Task');
+    const box = page.locator('.quick-input-widget', { hasText: 'Describe the task' });
+    try {
+      await box.waitFor({ timeout: 10000 });
+    } catch {
+      const toasts = await page.locator('.notifications-toasts .notification-list-item').allInnerTexts();
+      throw new Error(`no task input box; messages: ${JSON.stringify(toasts)}`);
+    }
+    await page.keyboard.type(AGENT_TASK);
+    await page.keyboard.press('Enter');
+    // The progress notification (with Cancel) while the task runs.
+    const progress = toast('codenook: agent task');
+    try {
+      await progress.waitFor({ timeout: 10000 });
+    } catch {
+      throw new Error('no "codenook: agent task" progress notification appeared');
+    }
+    const cancellable = await progress.getByRole('button', { name: /cancel/i }).count();
+    if (!cancellable) throw new Error('the progress notification has no Cancel button');
+    const summary = toast(AGENT_SUMMARY);
+    try {
+      await summary.waitFor({ timeout: 30000 });
+    } catch {
+      const toasts = await page.locator('.notifications-toasts .notification-list-item').allInnerTexts();
+      throw new Error(`no summary message within 30 s; messages: ${JSON.stringify(toasts)}`);
+    }
+    await summary.hover(); // keep it from hiding
+    const buttons = (await summary.locator('.monaco-button').allInnerTexts()).map((b) => b.trim());
+    if (!buttons.includes('Show changes') || !buttons.includes('Undo task')) throw new Error(`summary buttons ${JSON.stringify(buttons)}`);
+    // The edit is in the editor's buffer, unsaved; the file on disk is as it was.
+    await waitFor('the editor never showed "def new_name("', async () => {
+      const seen = await editorTexts();
+      return { ok: seen.some((t) => t.includes('def new_name(')), seen };
+    }, 10000);
+    const dirty = await page.locator('.tabs-container .tab.dirty', { hasText: AGENT_FILE }).count();
+    if (!dirty) throw new Error(`the ${AGENT_FILE} tab is not dirty (unsaved)`);
+    const disk = readFileSync(agentFile, 'utf8');
+    if (disk !== AGENT_TEXT) throw new Error(`the file on disk changed: ${JSON.stringify(disk)}`);
+    // The transcript: the "codenook agent" output channel, opened when the task started.
+    const transcript = await waitFor('the "codenook agent" output shows no tool calls', async () => {
+      const seen = (await page.locator('.panel .monaco-editor .view-lines').allInnerTexts()).join('\n').replace(/\u00a0/g, ' ');
+      return { ok: seen.includes(`▶ read_file path=${AGENT_FILE}`) && seen.includes(`▶ edit_file path=${AGENT_FILE}`) && seen.includes(`✔ ${AGENT_SUMMARY}`), seen };
+    }, 10000);
+    await page.screenshot({ path: join(OUT, 'agent-task.png') });
+    console.log(`     screenshot: ${join(OUT, 'agent-task.png')}`);
+    const calls = transcript.seen.split('\n').filter((l) => l.startsWith('▶')).join(' | ');
+    return `summary with ${buttons.join(', ')}; buffer dirty, disk unchanged; transcript: ${calls}`;
+  });
+  if (!edited) {
+    record('agent task: "Show changes" diffs against the text before the task; "Undo Last Agent Task" restores the buffer', 'skip', 'the task did not run');
+    return;
+  }
+
+  await check('agent task: "Show changes" diffs against the text before the task; "Undo Last Agent Task" restores the buffer', async () => {
+    const summary = toast(AGENT_SUMMARY);
+    await summary.hover();
+    await summary.getByRole('button', { name: 'Show changes' }).click();
+    const item = page.locator('.quick-input-list .monaco-list-row', { hasText: AGENT_FILE }).first();
+    await item.waitFor({ timeout: 10000 });
+    await item.click();
+    const diff = page.locator('.editor-group-container .monaco-diff-editor').first();
+    await diff.waitFor({ timeout: 10000 });
+    await waitFor('the diff editor never showed both sides', async () => {
+      const sides = (await diff.locator('.view-lines').allInnerTexts()).map((t) => t.replace(/\s+/g, ' '));
+      return { ok: sides.some((t) => t.includes('def old_name(')) && sides.some((t) => t.includes('def new_name(')), seen: sides };
+    }, 10000);
+    await page.screenshot({ path: join(OUT, 'agent-task-diff.png') });
+    await palette('codenook: Undo Last Agent Task');
+    const restored = toast(/restored 1 file/);
+    try {
+      await restored.waitFor({ timeout: 15000 });
+    } catch {
+      const toasts = await page.locator('.notifications-toasts .notification-list-item').allInnerTexts();
+      throw new Error(`no "restored 1 file" message; messages: ${JSON.stringify(toasts)}`);
+    }
+    await waitFor('an editor still shows "def new_name("', async () => {
+      const seen = await editorTexts();
+      return { ok: seen.length > 0 && !seen.some((t) => t.includes('new_name')) && seen.some((t) => t.includes('def old_name(')), seen };
+    }, 10000);
+    const disk = readFileSync(agentFile, 'utf8');
+    if (disk !== AGENT_TEXT) throw new Error(`the file on disk changed: ${JSON.stringify(disk)}`);
+    const message = (await restored.locator('.notification-list-item-message').innerText()).trim();
+    return `diff shown; after undo the buffer reads old_name again; "${message}"`;
+  });
+  log(`agent task scenario took ${((Date.now() - scenarioStart) / 1000).toFixed(1)} s`);
 }
 
 async function cleanup() {

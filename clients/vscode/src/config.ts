@@ -5,11 +5,14 @@
 /** One server setting, mirrored from the server's SPECS (`codenook settings`). */
 export interface ServerSetting {
   key: string;
-  type: 'string' | 'integer' | 'boolean';
+  /** 'array': a list of strings. */
+  type: 'string' | 'integer' | 'boolean' | 'array';
   /** The server's default; `null` means "unset" (sent as an empty string by VS Code). */
-  default: string | number | boolean | null;
+  default: string | number | boolean | null | readonly string[];
   minimum?: number;
   maximum?: number;
+  /** The values a string setting may take. */
+  enum?: readonly string[];
 }
 
 /**
@@ -46,20 +49,32 @@ export const SERVER_SETTINGS: readonly ServerSetting[] = [
   { key: 'index.maxDefinitions', type: 'integer', default: 300000, minimum: 1, maximum: 100000000 },
   { key: 'documents.maxFileBytes', type: 'integer', default: 2097152, minimum: 1024, maximum: 2147483648 },
   { key: 'trace.prompts', type: 'boolean', default: false },
+  { key: 'agent.enabled', type: 'boolean', default: true },
+  { key: 'agent.edits', type: 'string', default: 'apply', enum: ['apply', 'confirm'] },
+  { key: 'agent.allowCommands', type: 'array', default: [] },
+  { key: 'agent.maxSteps', type: 'integer', default: 25, minimum: 1, maximum: 1000 },
+  { key: 'agent.maxTokens', type: 'integer', default: 16384, minimum: 64, maximum: 10000000 },
+  { key: 'agent.stepTokens', type: 'integer', default: 1024, minimum: 16, maximum: 32768 },
+  { key: 'agent.timeBudgetS', type: 'integer', default: 900, minimum: 5, maximum: 86400 },
+  { key: 'agent.commandTimeoutS', type: 'integer', default: 120, minimum: 1, maximum: 86400 },
+  { key: 'agent.outputChars', type: 'integer', default: 8000, minimum: 500, maximum: 1000000 },
+  { key: 'agent.readSecrets', type: 'boolean', default: false },
+  { key: 'agent.secretFiles', type: 'array', default: [] },
 ];
 
 /**
  * Server settings forced in an untrusted workspace (VS Code's Restricted Mode): the folder may
  * be hostile, so the server must not walk and parse it in the background. What the editor has
- * open is still completed, explained and refactored. Agent tasks, once the server has them,
- * are refused by the extension itself.
+ * open is still completed, explained and refactored. Agent tasks are refused by the extension
+ * itself (and the workspace's own agent.allowCommands and agent.readSecrets are VS Code
+ * restrictedConfigurations).
  */
 export const RESTRICTED_SETTINGS: Readonly<Record<string, SettingValue>> = { 'index.enabled': false };
 
 /** Keys under `codenook.` that only the extension reads; never sent to the server. */
 export const CLIENT_SETTINGS = ['serverCommand', 'enable', 'trace.server'] as const;
 
-export type SettingValue = string | number | boolean | null;
+export type SettingValue = string | number | boolean | null | readonly string[];
 export type FlatSettings = Record<string, SettingValue>;
 /** Reads one `codenook.<key>` value, like `workspace.getConfiguration('codenook').get(key)`. */
 export type ConfigGetter = (key: string) => unknown;

@@ -2,8 +2,8 @@
 // `codenook serve` through vscode-languageclient once a document of one of them is open, keep
 // its settings in sync (Restricted Mode included), show its status, offer the commands.
 // Everything that can be decided without VS Code lives in config.ts, commandLine.ts,
-// protocol.ts, status.ts and commands.ts, which the unit tests load directly; this file only
-// wires them to the editor.
+// protocol.ts, status.ts, commands.ts and agent.ts, which the unit tests load directly; this
+// file only wires them to the editor.
 
 import { execFile } from 'node:child_process';
 import * as os from 'node:os';
@@ -27,6 +27,26 @@ import {
   type ServerOptions,
   type StaticFeature,
 } from 'vscode-languageclient/node';
+import {
+  AGENT_UNDO_COMMAND,
+  type AgentResult,
+  agentUndoArguments,
+  changeItems,
+  diffTitle,
+  ORIGINAL_SCHEME,
+  originalKey,
+  Originals,
+  parseAgentResult,
+  parseTranscriptEntry,
+  parseUndoResult,
+  progressMessage,
+  resultMessage,
+  SHOW_CHANGES,
+  TRANSCRIPT_NOTIFICATION,
+  TranscriptWriter,
+  UNDO_TASK,
+  undoMessage,
+} from './agent';
 import {
   checkoutFallback,
   CommandLineError,
@@ -165,6 +185,11 @@ function getter(key: string): unknown {
   return withTrust(rawGetter, trusted())(key);
 }
 
+/** An error's message without a leading "codenook: " (the messages shown add their own). */
+function errorText(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).replace(/^codenook:\s*/, '');
+}
+
 function openSetting(key: string): Thenable<unknown> {
   return vscode.commands.executeCommand('workbench.action.openSettings', key);
 }
@@ -189,6 +214,17 @@ function workspaceFolderPaths(): string[] {
 
 /** Where the server is in its life: see begin() and documentOpened(). */
 type Phase = 'idle' | 'asking' | 'waiting' | 'started';
+
+/** An agent task this window started and whose answer has not come yet. */
+interface RunningTask {
+  /** The task's text, as sent. */
+  task: string;
+  /** From the task's first transcript entry (kind "task"). */
+  taskId?: string;
+  /** Sets the message of the task's progress notification. */
+  report?: (message: string) => void;
+  lastMessage?: string;
+}
 
 export class Controller implements vscode.Disposable {
   readonly output: vscode.LogOutputChannel;
@@ -216,6 +252,14 @@ export class Controller implements vscode.Disposable {
   private readonly disposables: vscode.Disposable[] = [];
   private pollTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly stderr = new StderrTail();
+  /** "codenook agent": the transcripts of agent tasks. */
+  private transcriptChannel: vscode.OutputChannel | undefined;
+  private readonly transcriptWriter = new TranscriptWriter();
+  private runningTasks: RunningTask[] = [];
+  /** The texts before the recent tasks, shown by the `codenook-original` documents. */
+  private readonly originals = new Originals();
+  /** The last agent task this window ran (for Undo Last Agent Task). */
+  private lastTaskId: string | undefined;
 
   constructor() {
     this.output = vscode.window.createOutputChannel('codenook', { log: true });
@@ -240,6 +284,7 @@ export class Controller implements vscode.Disposable {
       vscode.commands.executeCommand('editor.action.inlineSuggest.trigger'),
     );
     register('codenook.runAgentTask', () => this.runAgentTask());
+    register('codenook.undoLastAgentTask', () => this.undoLastAgentTask());
     register('codenook.showStatus', () => this.showStatus());
     register('codenook.restartServer', () => this.restart());
     register('codenook.showOutput', () => this.output.show(true));
@@ -247,6 +292,10 @@ export class Controller implements vscode.Disposable {
       vscode.workspace.onDidChangeConfiguration((e) => this.configurationChanged(e)),
       vscode.workspace.onDidOpenTextDocument((doc) => this.documentOpened(doc)),
       vscode.workspace.onDidGrantWorkspaceTrust(() => void this.trustGranted()),
+      vscode.workspace.registerTextDocumentContentProvider(ORIGINAL_SCHEME, {
+        provideTextDocumentContent: (uri) =>
+          this.originals.get(uri.query) ?? '(codenook no longer holds the text from before this task)',
+      }),
     );
   }
 
@@ -458,6 +507,7 @@ export class Controller implements vscode.Disposable {
     client.registerFeature(new CodenookFeature((languages) => this.languagesAdvertised(languages)));
     client.onNotification(STATUS_NOTIFICATION, (status: ServerStatus) => this.statusNotified(status));
     client.onNotification(PROBLEM_NOTIFICATION, (params: unknown) => this.serverProblem(params));
+    client.onNotification(TRANSCRIPT_NOTIFICATION, (params: unknown) => this.transcriptNotified(params));
     this.client = client;
     this.running = false;
     try {
@@ -898,24 +948,178 @@ export class Controller implements vscode.Disposable {
       editor?.document.version,
       editor && !editor.selection.isEmpty ? c2p.asRange(editor.selection) : undefined,
     );
+    this.transcript().show(true);
+    const running: RunningTask = { task: task.trim() };
+    this.runningTasks.push(running);
+    let raw: unknown;
+    let cancelled = false;
     try {
-      // Progress (with its Cancel button) comes from the server's work-done progress, which
-      // the language client shows by itself.
-      const result = await client.sendRequest(ExecuteCommandRequest.type, {
-        command: AGENT_TASK_COMMAND,
-        arguments: args,
-      });
+      // The language client shows the server's work-done progress in the status bar only
+      // (ProgressLocation.Window has no Cancel button), so the task also gets a notification
+      // with Cancel, which cancels the request ($/cancelRequest): the server then answers
+      // with status "cancelled".
+      raw = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: 'codenook: agent task', cancellable: true },
+        async (progress, token) => {
+          running.report = (message) => progress.report({ message });
+          token.onCancellationRequested(() => {
+            cancelled = true;
+          });
+          return client.sendRequest(ExecuteCommandRequest.type, { command: AGENT_TASK_COMMAND, arguments: args }, token);
+        },
+      );
+    } catch (error) {
+      if (cancelled) {
+        // The server answers a cancelled request with an error, not the task's answer, but it
+        // keeps the task (and what it changed) for undo: Undo Last Agent Task takes it back.
+        if (running.taskId !== undefined) {
+          this.lastTaskId = running.taskId;
+        }
+        void vscode.window.showWarningMessage(
+          running.taskId !== undefined
+            ? 'codenook: the agent task was cancelled; "codenook: Undo Last Agent Task" takes back what it changed.'
+            : 'codenook: the agent task was cancelled.',
+        );
+      } else {
+        void vscode.window.showErrorMessage(`codenook: the agent task failed: ${errorText(error)}`);
+      }
+      return;
+    } finally {
+      this.runningTasks = this.runningTasks.filter((t) => t !== running);
+    }
+    const result = parseAgentResult(raw);
+    if (result === undefined) {
+      // Not the answer of the contract (an older server): show what it said, if anything.
       const message =
-        typeof result === 'string'
-          ? result
-          : typeof result === 'object' && result !== null && typeof (result as { message?: unknown }).message === 'string'
-            ? (result as { message: string }).message
+        typeof raw === 'string'
+          ? raw
+          : typeof raw === 'object' && raw !== null && typeof (raw as { message?: unknown }).message === 'string'
+            ? (raw as { message: string }).message
             : undefined;
       if (message) {
         void vscode.window.showInformationMessage(`codenook: ${message}`);
+      } else if (cancelled) {
+        void vscode.window.showWarningMessage('codenook: the agent task was cancelled.');
       }
+      return;
+    }
+    this.lastTaskId = result.taskId;
+    this.originals.add(result);
+    await this.showResult(result);
+  }
+
+  /** The end of a task: its summary (or why it stopped) with "Show changes" and "Undo task". */
+  private async showResult(result: AgentResult): Promise<void> {
+    const shown = resultMessage(result);
+    const show = shown.level === 'info' ? vscode.window.showInformationMessage : vscode.window.showWarningMessage;
+    const choice = await show(shown.text, ...shown.buttons);
+    if (choice === SHOW_CHANGES) {
+      await this.showChanges(result);
+    } else if (choice === UNDO_TASK) {
+      await this.undoAgentTask(result.taskId);
+    }
+  }
+
+  /**
+   * A quick pick of the changed files: a changed one opens in a diff between its text before
+   * the task (a `codenook-original` document) and the document now; a created one just opens.
+   */
+  private async showChanges(result: AgentResult): Promise<void> {
+    const items = changeItems(result.changes);
+    const picked = await vscode.window.showQuickPick(items, {
+      title: 'codenook: files the agent task changed',
+      placeHolder: 'Pick a file to see its changes',
+    });
+    if (picked === undefined) {
+      return;
+    }
+    const change = picked.change;
+    const current = vscode.Uri.parse(change.uri);
+    const index = result.changes.indexOf(change);
+    if (change.created || change.original === null) {
+      await vscode.window.showTextDocument(current, { preview: true });
+      return;
+    }
+    const before = vscode.Uri.from({
+      scheme: ORIGINAL_SCHEME,
+      path: `/${change.path.replace(/^\/+/, '')}`,
+      query: originalKey(result.taskId, index),
+    });
+    await vscode.commands.executeCommand('vscode.diff', before, current, diffTitle(change), { preview: true });
+  }
+
+  /** `codenook.agentUndo` for `taskId` (undefined: the server's last task); says what it did. */
+  private async undoAgentTask(taskId: string | undefined): Promise<void> {
+    const client = this.client;
+    const caps = client?.initializeResult?.capabilities;
+    if (client === undefined || !this.running) {
+      void vscode.window.showWarningMessage('codenook: the server is not running.');
+      return;
+    }
+    if (!serverHasCommand(caps, AGENT_UNDO_COMMAND)) {
+      void vscode.window.showWarningMessage(
+        `codenook: undoing agent tasks is not available in this server version (it does not offer the ${AGENT_UNDO_COMMAND} command).`,
+      );
+      return;
+    }
+    let raw: unknown;
+    try {
+      raw = await client.sendRequest(ExecuteCommandRequest.type, {
+        command: AGENT_UNDO_COMMAND,
+        arguments: agentUndoArguments(taskId),
+      });
     } catch (error) {
-      void vscode.window.showErrorMessage(`codenook: agent task failed: ${error instanceof Error ? error.message : String(error)}`);
+      // E.g. "no agent task to undo", "undone already": the server's words, as a warning.
+      void vscode.window.showWarningMessage(`codenook: ${errorText(error)}`);
+      return;
+    }
+    const result = parseUndoResult(raw);
+    if (result === undefined) {
+      void vscode.window.showWarningMessage(`codenook: unexpected answer to ${AGENT_UNDO_COMMAND}: ${JSON.stringify(raw)}`);
+      return;
+    }
+    const shown = undoMessage(result);
+    void (shown.level === 'info' ? vscode.window.showInformationMessage : vscode.window.showWarningMessage)(shown.text);
+  }
+
+  /** "Undo Last Agent Task": the last task this window ran (or, with none, the server's last). */
+  private undoLastAgentTask(): Promise<void> {
+    return this.undoAgentTask(this.lastTaskId);
+  }
+
+  /** The "codenook agent" output channel, created when first needed. */
+  private transcript(): vscode.OutputChannel {
+    if (this.transcriptChannel === undefined) {
+      this.transcriptChannel = vscode.window.createOutputChannel('codenook agent');
+    }
+    return this.transcriptChannel;
+  }
+
+  /** `codenook/agentTranscript`: appended to the channel; steps also go to the task's progress. */
+  private transcriptNotified(params: unknown): void {
+    const entry = parseTranscriptEntry(params);
+    if (entry === undefined) {
+      this.output.warn(`${TRANSCRIPT_NOTIFICATION} with unexpected params: ${JSON.stringify(params)}`);
+      return;
+    }
+    const text = this.transcriptWriter.write(entry);
+    if (text !== '') {
+      this.transcript().append(text);
+    }
+    if (entry.kind === 'task') {
+      // The first entry of a task names it: it belongs to the oldest running task of that text
+      // that has none yet (or, failing that, to the oldest without one).
+      const waiting = this.runningTasks.filter((t) => t.taskId === undefined);
+      const owner = waiting.find((t) => t.task === entry.text.trim()) ?? waiting[0];
+      if (owner !== undefined) {
+        owner.taskId = entry.taskId;
+      }
+    }
+    const message = progressMessage(entry);
+    const owner = this.runningTasks.find((t) => t.taskId === entry.taskId);
+    if (message !== undefined && owner?.report !== undefined && owner.lastMessage !== message) {
+      owner.lastMessage = message;
+      owner.report(message);
     }
   }
 
@@ -926,6 +1130,7 @@ export class Controller implements vscode.Disposable {
     }
     this.statusItem.dispose();
     this.output.dispose();
+    this.transcriptChannel?.dispose();
   }
 }
 

@@ -24,12 +24,14 @@ const get = (key: string) => defaults.get(key);
 test('initializationOptions: every server key, nested, and none of the client-only keys', () => {
   const options = initializationOptions(get) as Record<string, Record<string, unknown>>;
   assert.deepEqual(Object.keys(options).sort(), [
-    'actions', 'completion', 'context', 'documents', 'engine', 'hover', 'index', 'model', 'trace',
+    'actions', 'agent', 'completion', 'context', 'documents', 'engine', 'hover', 'index', 'model', 'trace',
   ]);
   assert.equal(options.model.path, '', 'an unset model.path goes as "" (the server reads it as unset)');
   assert.equal(options.model.contextSize, 4096);
   assert.equal(options.completion.maxTokens, 64);
   assert.equal(options.trace.prompts, false);
+  assert.equal(options.agent.edits, 'apply');
+  assert.deepEqual(options.agent.allowCommands, [], 'a list setting goes as a list');
   assert.equal('serverCommand' in options, false);
   assert.equal('enable' in options, false);
   assert.equal('server' in options.trace, false, 'codenook.trace.server is the client\'s LSP trace');
@@ -105,6 +107,10 @@ test('package.json contributes exactly the server keys plus serverCommand, enabl
     assert.deepEqual(p.default, spec.default === null ? '' : spec.default, spec.key);
     assert.equal(p.minimum, spec.minimum, `${spec.key} minimum`);
     assert.equal(p.maximum, spec.maximum, `${spec.key} maximum`);
+    assert.deepEqual((p as { enum?: string[] }).enum, spec.enum, `${spec.key} enum`);
+    if (spec.type === 'array') {
+      assert.deepEqual((p as { items?: unknown }).items, { type: 'string' }, `${spec.key} items`);
+    }
     assert.ok((p.markdownDescription ?? p.description ?? '').length > 20, `${spec.key} has a description`);
   }
   assert.equal(props['codenook.serverCommand'].default, 'codenook serve');
@@ -129,20 +135,28 @@ test('the server in the repository still declares the same settings (drift check
   }
   const script =
     'import json; from codenook.settings import SPECS; print(json.dumps([' +
-    '{"key": s.key, "type": s.kind.__name__, "default": s.default, "minimum": s.minimum, "maximum": s.maximum}' +
-    ' for s in SPECS]))';
+    '{"key": s.key, "type": s.kind.__name__, "default": s.default, "minimum": s.minimum, "maximum": s.maximum,' +
+    ' "choices": list(getattr(s, "choices", ()))} for s in SPECS]))';
   const specs = JSON.parse(execFileSync(python, ['-c', script], { encoding: 'utf8' })) as {
-    key: string; type: string; default: unknown; minimum: number | null; maximum: number | null;
+    key: string; type: string; default: unknown; minimum: number | null; maximum: number | null; choices: string[];
   }[];
-  const kinds: Record<string, string> = { str: 'string', int: 'integer', bool: 'boolean' };
+  const kinds: Record<string, string> = { str: 'string', int: 'integer', bool: 'boolean', tuple: 'array' };
   const server = specs.map((s) => ({
     key: s.key,
-    type: kinds[s.type],
+    type: kinds[s.type] ?? s.type,
     default: s.default,
     minimum: s.minimum ?? undefined,
     maximum: s.maximum ?? undefined,
+    enum: s.choices.length ? s.choices : undefined,
   }));
-  const client = SERVER_SETTINGS.map((s) => ({ key: s.key, type: s.type, default: s.default, minimum: s.minimum, maximum: s.maximum }));
+  const client = SERVER_SETTINGS.map((s) => ({
+    key: s.key,
+    type: s.type,
+    default: s.default,
+    minimum: s.minimum,
+    maximum: s.maximum,
+    enum: s.enum,
+  }));
   assert.deepEqual(
     client,
     server,

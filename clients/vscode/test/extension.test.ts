@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, test } from 'node:test';
 import { activate, type Controller, deactivate } from '../src/extension';
 import { selectorFor, type ServerLanguage } from '../src/protocol';
-import { errors, LanguageClient, server } from './fake/languageclient';
+import { errors, LanguageClient, ResponseError, server } from './fake/languageclient';
 import { doc, fake } from './fake/vscode';
 import { codenookBin, contributedDefaults, fakeCodenook, packageJson, selects, serverLanguages } from './helpers';
 
@@ -348,7 +348,227 @@ test('Run agent task: input box, then workspace/executeCommand codenook.agentTas
   await fake.commands.get('codenook.runAgentTask')!();
   const request = server.last.requests.find((r) => r.method === 'workspace/executeCommand');
   assert.deepEqual(request?.params, { command: 'codenook.agentTask', arguments: [{ task: 'add type hints' }] });
+  // An answer without taskId and status (not the contract's): its message is still shown.
   assert.equal(fake.messages.at(-1)?.message, 'codenook: done: 2 files changed');
+});
+
+const AGENT_COMMANDS = { executeCommandProvider: { commands: ['codenook.agentTask', 'codenook.agentUndo'] } };
+const AGENT_RESULT = {
+  taskId: 'task-1',
+  status: 'done',
+  summary: 'Renamed old_name to new_name.',
+  message: 'done in 3 steps',
+  steps: 3,
+  changes: [
+    { uri: 'file:///w/main.py', path: 'main.py', created: false, original: 'def old_name():\n    pass\n' },
+    { uri: 'file:///w/new.py', path: 'new.py', created: true, original: null },
+  ],
+};
+
+/** A server that runs the task: transcript notifications while the request runs, then the answer. */
+function agentServer(result: unknown = AGENT_RESULT, undo: unknown = { restored: ['file:///w/main.py'], refused: [], message: '' }) {
+  server.handlers.set('workspace/executeCommand', async (params) => {
+    const { command, arguments: args } = params as { command: string; arguments: { task?: string }[] };
+    if (command === 'codenook.agentUndo') {
+      return undo;
+    }
+    const note = (kind: string, text: string) => server.last.notify('codenook/agentTranscript', { taskId: 'task-1', kind, text });
+    note('task', args[0].task ?? '');
+    note('model', 'Reading ');
+    note('model', 'the file.');
+    note('call', 'read_file path=main.py');
+    note('result', 'def old_name():');
+    note('call', 'edit_file path=main.py');
+    note('summary', 'Renamed old_name to new_name.');
+    return result;
+  });
+}
+
+test('Agent task: the transcript channel, a progress notification with Cancel, the summary with its buttons', async () => {
+  server.capabilities = AGENT_COMMANDS;
+  agentServer();
+  fake.answerInputBox = 'rename old_name';
+  await start();
+  await fake.commands.get('codenook.runAgentTask')!();
+  assert.deepEqual(fake.channelsShown, [{ name: 'codenook agent', preserveFocus: true }]);
+  assert.equal(
+    fake.channels.get('codenook agent'),
+    '■ task: rename old_name\nReading the file.\n▶ read_file path=main.py\n◀ def old_name():\n▶ edit_file path=main.py\n✔ Renamed old_name to new_name.\n',
+  );
+  assert.equal(fake.progress.length, 1);
+  assert.equal(fake.progress[0].options.cancellable, true);
+  assert.equal(fake.progress[0].options.location, 15 /* Notification */);
+  assert.deepEqual(fake.progress[0].messages, ['the model is writing…', '▶ read_file path=main.py', '▶ edit_file path=main.py']);
+  assert.ok(fake.progress[0].done);
+  assert.deepEqual(fake.messages.at(-1), {
+    level: 'info',
+    message: 'codenook: Renamed old_name to new_name. (2 files changed, unsaved)',
+    buttons: ['Show changes', 'Undo task'],
+  });
+});
+
+test('Agent task: "Show changes" opens a diff against the text before the task, or a created file', async () => {
+  server.capabilities = AGENT_COMMANDS;
+  agentServer();
+  fake.answerInputBox = 'rename old_name';
+  fake.answerMessage = 'Show changes';
+  fake.answerQuickPick = (items) => items[0];
+  await start();
+  await fake.commands.get('codenook.runAgentTask')!();
+  const pick = fake.quickPicks.at(-1)!;
+  assert.deepEqual(
+    (pick.items as { label: string; description: string }[]).map((i) => [i.label, i.description]),
+    [
+      ['main.py', 'changed'],
+      ['new.py', 'created'],
+    ],
+  );
+  const diff = fake.executed.find((e) => e.command === 'vscode.diff');
+  assert.ok(diff, 'vscode.diff ran');
+  const [left, right, title] = diff.args as [{ scheme: string; path: string }, { toString(): string }, string];
+  assert.equal(left.scheme, 'codenook-original');
+  assert.equal(left.path, '/main.py');
+  assert.equal(right.toString(), 'file:///w/main.py');
+  assert.match(title, /main\.py/);
+  const provider = fake.contentProviders.get('codenook-original')!;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  assert.equal(provider.provideTextDocumentContent(left as any), 'def old_name():\n    pass\n');
+  // The created file just opens.
+  fake.answerQuickPick = (items) => items[1];
+  await fake.commands.get('codenook.runAgentTask')!();
+  assert.equal(fake.shownDocuments.at(-1)?.uri.toString(), 'file:///w/new.py');
+  assert.equal(fake.executed.filter((e) => e.command === 'vscode.diff').length, 1);
+});
+
+test('Agent task: "Undo task" sends codenook.agentUndo with the task and says what was restored', async () => {
+  server.capabilities = AGENT_COMMANDS;
+  agentServer();
+  fake.answerInputBox = 'rename old_name';
+  fake.answerMessage = 'Undo task';
+  await start();
+  await fake.commands.get('codenook.runAgentTask')!();
+  const undo = server.last.requests.filter((r) => r.method === 'workspace/executeCommand').at(-1);
+  assert.deepEqual(undo?.params, { command: 'codenook.agentUndo', arguments: [{ taskId: 'task-1' }] });
+  assert.deepEqual(fake.messages.at(-1), { level: 'info', message: 'codenook: undo: restored 1 file.', buttons: [] });
+});
+
+test('Undo Last Agent Task: the last task of this window, refusals as a warning', async () => {
+  server.capabilities = AGENT_COMMANDS;
+  agentServer(AGENT_RESULT, {
+    restored: [],
+    refused: [{ uri: 'file:///w/main.py', path: 'main.py', reason: 'changed since the task' }],
+    message: 'main.py was changed since the task: not restored.',
+  });
+  await start();
+  // No task yet: the server's last one.
+  await fake.commands.get('codenook.undoLastAgentTask')!();
+  const requests = () => server.last.requests.filter((r) => r.method === 'workspace/executeCommand');
+  assert.deepEqual(requests().at(-1)?.params, { command: 'codenook.agentUndo', arguments: [{}] });
+  assert.deepEqual(fake.messages.at(-1), {
+    level: 'warning',
+    message: 'codenook: main.py was changed since the task: not restored.',
+    buttons: [],
+  });
+  fake.answerInputBox = 'rename old_name';
+  await fake.commands.get('codenook.runAgentTask')!();
+  await fake.commands.get('codenook.undoLastAgentTask')!();
+  assert.deepEqual(requests().at(-1)?.params, { command: 'codenook.agentUndo', arguments: [{ taskId: 'task-1' }] });
+});
+
+test('Undo Last Agent Task: a clear message when the server does not offer codenook.agentUndo', async () => {
+  server.capabilities = { executeCommandProvider: { commands: ['codenook.agentTask'] } };
+  await start();
+  await fake.commands.get('codenook.undoLastAgentTask')!();
+  assert.match(fake.messages.at(-1)?.message ?? '', /not available in this server version.*codenook\.agentUndo/);
+  assert.equal(server.last.requests.filter((r) => r.method === 'workspace/executeCommand').length, 0);
+});
+
+test('Agent task: Cancel cancels the request; the server\'s "cancelled" answer shows as a warning', async () => {
+  server.capabilities = AGENT_COMMANDS;
+  let tokenSeen: { isCancellationRequested: boolean } | undefined;
+  server.handlers.set('workspace/executeCommand', async (_params, token) => {
+    tokenSeen = token as { isCancellationRequested: boolean };
+    fake.progress.at(-1)!.cancel(); // the user presses Cancel while the task runs
+    return { ...AGENT_RESULT, status: 'cancelled', message: 'cancelled at step 2', changes: [] };
+  });
+  fake.answerInputBox = 'rename old_name';
+  await start();
+  await fake.commands.get('codenook.runAgentTask')!();
+  assert.equal(tokenSeen?.isCancellationRequested, true, 'the request got the progress\'s token');
+  assert.deepEqual(fake.messages.at(-1), {
+    level: 'warning',
+    message: 'codenook: the agent task was cancelled: cancelled at step 2',
+    buttons: [],
+  });
+  // A server that answers the cancellation with an error instead (before any transcript):
+  // still a plain warning.
+  server.handlers.set('workspace/executeCommand', async () => {
+    fake.progress.at(-1)!.cancel();
+    throw new ResponseError(-32800, 'Request cancelled');
+  });
+  await fake.commands.get('codenook.runAgentTask')!();
+  assert.deepEqual(fake.messages.at(-1), { level: 'warning', message: 'codenook: the agent task was cancelled.', buttons: [] });
+});
+
+test('Agent task: cancelled with an error after it started, Undo Last Agent Task still takes it back', async () => {
+  server.capabilities = AGENT_COMMANDS;
+  server.handlers.set('workspace/executeCommand', async (params) => {
+    const { command } = params as { command: string };
+    if (command === 'codenook.agentUndo') {
+      return { restored: ['file:///w/main.py'], refused: [], message: 'restored 1 file(s)' };
+    }
+    server.last.notify('codenook/agentTranscript', { taskId: 'task-9', kind: 'task', text: 'rename old_name' });
+    fake.progress.at(-1)!.cancel();
+    throw new ResponseError(-32800, 'Request cancelled');
+  });
+  fake.answerInputBox = 'rename old_name';
+  await start();
+  await fake.commands.get('codenook.runAgentTask')!();
+  assert.equal(fake.messages.at(-1)?.level, 'warning');
+  assert.match(fake.messages.at(-1)?.message ?? '', /cancelled; "codenook: Undo Last Agent Task" takes back/);
+  await fake.commands.get('codenook.undoLastAgentTask')!();
+  const undo = server.last.requests.filter((r) => r.method === 'workspace/executeCommand').at(-1);
+  assert.deepEqual(undo?.params, { command: 'codenook.agentUndo', arguments: [{ taskId: 'task-9' }] });
+  assert.deepEqual(fake.messages.at(-1), { level: 'info', message: 'codenook: restored 1 file(s)', buttons: [] });
+});
+
+test('Undo Last Agent Task: the server\'s refusal (nothing to undo) shows as a warning in its words', async () => {
+  server.capabilities = AGENT_COMMANDS;
+  server.handlers.set('workspace/executeCommand', async () => {
+    throw new ResponseError(-32603, 'codenook: no agent task to undo (this session knows none)');
+  });
+  await start();
+  await fake.commands.get('codenook.undoLastAgentTask')!();
+  assert.deepEqual(fake.messages.at(-1), {
+    level: 'warning',
+    message: 'codenook: no agent task to undo (this session knows none)',
+    buttons: [],
+  });
+});
+
+test('Agent task: a failure answer is a warning with the server\'s message; an error answer an error', async () => {
+  server.capabilities = AGENT_COMMANDS;
+  agentServer({ ...AGENT_RESULT, status: 'budget', message: 'the step budget (30) ran out', changes: [] });
+  fake.answerInputBox = 'rename old_name';
+  await start();
+  await fake.commands.get('codenook.runAgentTask')!();
+  assert.deepEqual(fake.messages.at(-1), {
+    level: 'warning',
+    message: 'codenook: the agent task ran out of budget: the step budget (30) ran out',
+    buttons: [],
+  });
+  server.handlers.set('workspace/executeCommand', async () => {
+    throw new ResponseError(-32603, 'boom');
+  });
+  await fake.commands.get('codenook.runAgentTask')!();
+  assert.deepEqual(fake.messages.at(-1), { level: 'error', message: 'codenook: the agent task failed: boom', buttons: [] });
+});
+
+test('Agent task: transcript notifications with unexpected params are logged, not shown', async () => {
+  await start();
+  server.last.notify('codenook/agentTranscript', { kind: 'call' });
+  assert.equal(fake.channels.get('codenook agent'), undefined);
+  assert.ok(fake.log.some((l) => /agentTranscript with unexpected params/.test(l)));
 });
 
 test('the "Edit with instruction…" code action asks for the instruction first', async () => {
@@ -537,7 +757,7 @@ test('package.json declares limited support for untrusted workspaces and restric
   assert.equal(untrusted.supported, 'limited');
   assert.match(untrusted.description ?? '', /index/);
   const restricted = untrusted.restrictedConfigurations ?? [];
-  for (const key of ['codenook.serverCommand', 'codenook.model.path']) {
+  for (const key of ['codenook.serverCommand', 'codenook.model.path', 'codenook.agent.allowCommands', 'codenook.agent.readSecrets']) {
     assert.ok(restricted.includes(key), key);
   }
   const contributed = packageJson.contributes.configuration.properties;

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from codenook.agent.changes import FileChange
-from codenook.workspace.index.files import SKIP_DIRS, IgnoreRules, read_regular
+from codenook.workspace.index.files import read_regular, walk_entries
 from codenook.workspace.index.model import Skipped
 
 DEFAULT_SECRET_GLOBS: tuple[str, ...] = (
@@ -301,39 +301,16 @@ def _walk(access: Access, base: Path) -> Iterator[Path]:
     root = str(access.roots[owner])
     rel_base = Path(os.path.relpath(base, root)).as_posix()
     rel_base = "" if rel_base == "." else rel_base
-    rules = IgnoreRules()
-    parts = rel_base.split("/") if rel_base else []
-    for depth in range(len(parts)):
-        rules.load(root, "/".join(parts[:depth]))
-    stack = [rel_base]
-    while stack:
-        rel_dir = stack.pop()
-        rules.load(root, rel_dir)
+    for rel, entry in walk_entries(root, rel_base, keep=lambda name: name != ".git"):
         try:
-            entries = sorted(os.scandir(os.path.join(root, rel_dir)), key=lambda e: e.name)
+            is_link = entry.is_symlink()
         except OSError:
             continue
-        subdirs: list[str] = []
-        for entry in entries:
-            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            try:
-                is_dir = entry.is_dir(follow_symlinks=False)
-                is_link = entry.is_symlink()
-            except OSError:
+        if is_link:
+            real = os.path.realpath(entry.path)
+            if _owner(access, real) is None or os.path.isdir(real) or _in_git(access, real):
                 continue
-            if is_dir:
-                skip = entry.name in SKIP_DIRS or entry.name.endswith(".egg-info")
-                if not skip and not rules.ignored(rel, True):
-                    subdirs.append(rel)
-                continue
-            if entry.name == ".git" or rules.ignored(rel, False):
-                continue
-            if is_link:
-                real = os.path.realpath(entry.path)
-                if _owner(access, real) is None or os.path.isdir(real) or _in_git(access, real):
-                    continue
-            yield Path(root, rel)
-        stack.extend(reversed(subdirs))
+        yield Path(root, rel)
 
 
 def _files(access: Access, path: str | None, glob: str | None) -> Iterator[Path]:

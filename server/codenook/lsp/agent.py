@@ -165,12 +165,18 @@ async def _run_task(ls: CodenookServer, spec: TaskArgs, history: History) -> dic
             cancelled=cancelled,
         )
         running = asyncio.ensure_future(agent.run())
+        msg_id = ls.protocol.msg_id
+        # $/cancelRequest stops the task like the progress's Cancel: at its next safe point,
+        # answering with status "cancelled" and the changes made, so the client can undo them.
+        ls.protocol.soft_cancels[msg_id] = stop.set
         try:
             outcome = await asyncio.shield(running)
         except asyncio.CancelledError:
-            stop.set()  # $/cancelRequest: stop at the next safe point, keep what was done
+            stop.set()  # the server is shutting down: keep what was done
             history.add(task_id, await running)
             raise
+        finally:
+            ls.protocol.soft_cancels.pop(msg_id, None)
         history.add(task_id, outcome)
         progress.finish_with(outcome.status)
     return _answer(ls, task_id, outcome)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
@@ -25,6 +25,19 @@ START_CONFIG_TIMEOUT_S = 5.0
 class CodenookProtocol(RpcProtocol):
     """pygls's protocol held to JSON-RPC and the LSP lifecycle (``lsp/rpc``), plus what
     codenook advertises beyond the standard capabilities."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Requests that stop at a safe point of their own and answer what they did when the
+        # client cancels them (agent tasks: the edits made so far, for undo), by request id.
+        self.soft_cancels: dict[Any, Callable[[], None]] = {}
+
+    def _handle_cancel_notification(self, msg_id: Any) -> None:
+        soft = self.soft_cancels.get(msg_id)
+        if soft is None:
+            super()._handle_cancel_notification(msg_id)
+        else:
+            soft()
 
     @lsp_method(types.INITIALIZE)
     def lsp_initialize(

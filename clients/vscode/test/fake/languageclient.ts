@@ -52,7 +52,7 @@ export const server = {
   startError: undefined as Error | undefined,
   capabilities: {} as Record<string, unknown>,
   /** Answers to client requests, by method. */
-  handlers: new Map<string, (params: unknown) => unknown>(),
+  handlers: new Map<string, (params: unknown, token?: unknown) => unknown>(),
   reset(): void {
     this.clients = [];
     this.startError = undefined;
@@ -141,14 +141,14 @@ export class LanguageClient {
     await this.dispose();
   }
 
-  async sendRequest(type: Method, params?: unknown): Promise<unknown> {
+  async sendRequest(type: Method, params?: unknown, token?: unknown): Promise<unknown> {
     const method = methodOf(type);
     this.requests.push({ method, params });
     const handler = server.handlers.get(method);
     if (!handler) {
       throw new Error(`fake server: no handler for ${method}`);
     }
-    return handler(params);
+    return handler(params, token);
   }
 
   async sendNotification(type: Method, params?: unknown): Promise<void> {

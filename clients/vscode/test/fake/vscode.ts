@@ -41,6 +41,17 @@ export const fake = {
   trusted: true,
   trustListeners: [] as Listener<void>[],
   log: [] as string[],
+  /** The text appended to each plain (non-log) output channel, by name. */
+  channels: new Map<string, string>(),
+  /** The output channels shown, by name, in order (with their preserveFocus). */
+  channelsShown: [] as { name: string; preserveFocus: boolean | undefined }[],
+  /** window.withProgress calls: their options, the messages reported, and their Cancel. */
+  progress: [] as { options: Record<string, unknown>; messages: string[]; cancel(): void; done: boolean }[],
+  /** Called with each new withProgress entry (e.g. to press Cancel). */
+  onProgress: undefined as ((entry: { cancel(): void }) => void) | undefined,
+  contentProviders: new Map<string, { provideTextDocumentContent(uri: Uri): string | undefined }>(),
+  /** window.showTextDocument calls. */
+  shownDocuments: [] as { uri: Uri; options: unknown }[],
   reset(): void {
     this.settings.clear();
     this.messages = [];
@@ -59,6 +70,12 @@ export const fake = {
     this.trusted = true;
     this.trustListeners = [];
     this.log = [];
+    this.channels = new Map();
+    this.channelsShown = [];
+    this.progress = [];
+    this.onProgress = undefined;
+    this.contentProviders = new Map();
+    this.shownDocuments = [];
   },
   /** Open a document: it joins textDocuments and onDidOpenTextDocument fires. */
   openDocument(document: FakeDocument): void {
@@ -89,6 +106,31 @@ export const fake = {
     }
   },
 };
+
+/** A URI as the extension builds and reads them (parse, from, scheme/path/query, toString). */
+export class Uri {
+  private constructor(
+    readonly scheme: string,
+    readonly path: string,
+    readonly query: string,
+  ) {}
+  static parse(value: string): Uri {
+    const m = /^([a-z][\w+.-]*):(?:\/\/[^/?#]*)?([^?#]*)(?:\?([^#]*))?/i.exec(value);
+    if (!m) {
+      throw new Error(`fake Uri.parse: not a URI: ${value}`);
+    }
+    return new Uri(m[1], decodeURIComponent(m[2]), m[3] ?? '');
+  }
+  static from(parts: { scheme: string; path?: string; query?: string }): Uri {
+    return new Uri(parts.scheme, parts.path ?? '', parts.query ?? '');
+  }
+  get fsPath(): string {
+    return this.path;
+  }
+  toString(): string {
+    return `${this.scheme}://${this.path}${this.query ? `?${this.query}` : ''}`;
+  }
+}
 
 class FakeDisposable {
   constructor(private readonly fn: () => void = () => {}) {}
@@ -151,8 +193,14 @@ function message(level: ShownMessage['level']) {
 
 export const window = {
   activeTextEditor: undefined as unknown,
-  createOutputChannel(name: string) {
+  createOutputChannel(name: string, options?: { log?: boolean }) {
     const line = (level: string) => (text: string) => fake.log.push(`${level}: ${text}`);
+    const plain = options?.log !== true;
+    const add = (text: string) => {
+      if (plain) {
+        fake.channels.set(name, (fake.channels.get(name) ?? '') + text);
+      }
+    };
     return {
       name,
       info: line('info'),
@@ -160,9 +208,17 @@ export const window = {
       error: line('error'),
       debug: line('debug'),
       trace: line('trace'),
-      appendLine: line('line'),
-      append: line('text'),
-      show() {},
+      appendLine: (text: string) => {
+        line('line')(text);
+        add(`${text}\n`);
+      },
+      append: (text: string) => {
+        line('text')(text);
+        add(text);
+      },
+      show(preserveFocus?: boolean) {
+        fake.channelsShown.push({ name, preserveFocus });
+      },
       hide() {},
       clear() {},
       dispose() {},
@@ -184,8 +240,40 @@ export const window = {
     fake.quickPicks.push({ items, options });
     return Promise.resolve(fake.answerQuickPick ? fake.answerQuickPick(items) : undefined);
   },
-  withProgress<T>(_options: unknown, task: (progress: unknown, token: unknown) => Promise<T>): Promise<T> {
-    return task({ report() {} }, { isCancellationRequested: false, onCancellationRequested: () => new FakeDisposable() });
+  async withProgress<T>(
+    options: Record<string, unknown>,
+    task: (progress: { report(value: { message?: string }): void }, token: unknown) => Promise<T>,
+  ): Promise<T> {
+    const listeners: (() => void)[] = [];
+    const token = {
+      isCancellationRequested: false,
+      onCancellationRequested(listener: () => void) {
+        listeners.push(listener);
+        return new FakeDisposable();
+      },
+    };
+    const entry = {
+      options,
+      messages: [] as string[],
+      done: false,
+      cancel() {
+        token.isCancellationRequested = true;
+        for (const l of listeners) {
+          l();
+        }
+      },
+    };
+    fake.progress.push(entry);
+    fake.onProgress?.(entry);
+    try {
+      return await task({ report: (value) => value.message !== undefined && entry.messages.push(value.message) }, token);
+    } finally {
+      entry.done = true;
+    }
+  },
+  showTextDocument(uri: Uri, options?: unknown): Promise<unknown> {
+    fake.shownDocuments.push({ uri, options });
+    return Promise.resolve(undefined);
   },
 };
 
@@ -232,6 +320,10 @@ export const workspace = {
     return new FakeDisposable(() => {
       fake.openListeners = fake.openListeners.filter((l) => l !== listener);
     });
+  },
+  registerTextDocumentContentProvider(scheme: string, provider: { provideTextDocumentContent(uri: Uri): string | undefined }) {
+    fake.contentProviders.set(scheme, provider);
+    return new FakeDisposable(() => fake.contentProviders.delete(scheme));
   },
   get isTrusted() {
     return fake.trusted;

@@ -19,7 +19,7 @@ import os
 import posixpath
 import re
 import stat as stat_mode
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from codenook.text import languages
@@ -297,8 +297,20 @@ def walk_files(root: str) -> Iterator[str]:
     link. Every other entry with a source file's name is listed, links and special files
     included, so that ``read_source`` decides (and counts) what is read.
     """
+    return (rel for rel, _ in walk_entries(root))
+
+
+def walk_entries(
+    root: str, start: str = "", keep: Callable[[str], bool] = is_source_name
+) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """``walk_files`` below the folder ``start`` (relative to ``root``, whose ``.gitignore``
+    files above it count too), for every entry whose name ``keep`` accepts, with its
+    directory entry so that callers can judge links without another ``stat``."""
     rules = IgnoreRules()
-    stack = [""]
+    parts = start.split("/") if start else []
+    for depth in range(len(parts)):
+        rules.load(root, "/".join(parts[:depth]))
+    stack = [start]
     while stack:
         rel_dir = stack.pop()
         rules.load(root, rel_dir)
@@ -316,8 +328,8 @@ def walk_files(root: str) -> Iterator[str]:
             if is_dir:
                 if not _skip_dir(entry.name) and not rules.ignored(rel, True):
                     subdirs.append(rel)
-            elif is_source_name(entry.name) and not rules.ignored(rel, False):
-                yield rel
+            elif keep(entry.name) and not rules.ignored(rel, False):
+                yield rel, entry
         stack.extend(reversed(subdirs))
 
 
