@@ -145,7 +145,8 @@ class EditorPort:
         )
         if problem is not None:
             return problem
-        return await self._echo(change)
+        await self._echo(change)
+        return None
 
     async def _create(self, change: FileChange) -> str | None:
         caps = self._ls.client_capabilities.workspace
@@ -166,7 +167,10 @@ class EditorPort:
             f"codenook agent: create {change.display}",
             [create, types.TextDocumentEdit(text_document=identifier, edits=[insert])],
         )
-        return problem if problem is not None else await self._echo(change)
+        if problem is not None:
+            return problem
+        await self._echo(change)
+        return None
 
     async def delete(self, path: Path, display: str) -> str | None:
         """Remove a file the task created (for undo)."""
@@ -198,9 +202,11 @@ class EditorPort:
             return f"the editor did not apply the edit{': ' + reason if reason else ''}"
         return None
 
-    async def _echo(self, change: FileChange) -> str | None:
-        """Wait for the editor's copy to show the edit (didOpen or didChange); a file the
-        client edits without opening it has no copy here, and that is fine."""
+    async def _echo(self, change: FileChange) -> None:
+        """Wait for the editor's copy to show the edit (didOpen or didChange), so the next
+        read sees it; a file the client edits without opening it has no copy here. The client
+        said the edit was applied, so it counts as made (and is undone with the task) even
+        when the user typed meanwhile and the copy never equals ``change.after``."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + ECHO_TIMEOUT_S
         while loop.time() < deadline:
@@ -211,7 +217,7 @@ class EditorPort:
             if uri is None and loop.time() > deadline - ECHO_TIMEOUT_S + 1.0:
                 return None  # applied by the client without opening it here
             await asyncio.sleep(POLL_S)
-        return "the editor applied the edit but its text differs; the user may have typed"
+        self._ls.log(f"codenook: agent edit of {change.display} applied; the buffer differs since")
 
 
 def same_text(text: str, expected: str, created: bool) -> bool:
