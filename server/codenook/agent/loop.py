@@ -15,7 +15,6 @@ a cancelled task leaves each file either untouched or fully edited, and recorded
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +52,10 @@ class Port(Protocol):
 
     def text_of(self, path: Path) -> str | None:
         """The unsaved text of an open file, None when it is not open (read the disk)."""
+
+    def open_texts(self) -> dict[Path, str]:
+        """Every open file's unsaved text by real path: one snapshot for a whole search,
+        which runs off the event loop where the buffers live."""
 
     async def apply(self, change: FileChange) -> str | None:
         """Make the change if the file still holds ``change.before``; None, or why not."""
@@ -340,7 +343,7 @@ class Agent:
             return await asyncio.to_thread(
                 workspace.search,
                 access,
-                _from_loop(port.text_of),
+                port.open_texts().get,
                 text("pattern") or "",
                 text("path"),
                 text("glob"),
@@ -429,26 +432,6 @@ class _Overflow(EngineError):
         super().__init__(
             f"the conversation ({tokens} tokens) no longer fits model.contextSize {n_ctx}"
         )
-
-
-def _from_loop(text_of: Callable[[Path], str | None]) -> Callable[[Path], str | None]:
-    """``text_of`` for a worker thread: the editor's buffers change on the event loop, so
-    they are read there, between two of its callbacks, never while an edit is half done."""
-    loop = asyncio.get_running_loop()
-
-    def read(path: Path) -> str | None:
-        answer: concurrent.futures.Future[str | None] = concurrent.futures.Future()
-
-        def on_loop() -> None:
-            try:
-                answer.set_result(text_of(path))
-            except Exception as exc:
-                answer.set_exception(exc)
-
-        loop.call_soon_threadsafe(on_loop)
-        return answer.result(timeout=10)
-
-    return read
 
 
 def _text(args: dict[str, str | int | None]) -> Callable[[str], str | None]:

@@ -31,6 +31,7 @@ from typing import Any
 from codenook.agent.changes import FileChange
 from codenook.workspace.index.files import read_regular, walk_entries
 from codenook.workspace.index.model import Skipped
+from codenook.workspace.index.store import WorkspaceIndex
 
 DEFAULT_SECRET_GLOBS: tuple[str, ...] = (
     *(".env", ".env.*", "*.pem", "*.key", "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*"),
@@ -52,6 +53,21 @@ BINARY_PROBE = 8192
 
 TextOf = Callable[[Path], str | None]
 Lookup = Callable[[str], Sequence[tuple[Path, int, str]]]
+
+
+def index_lookup(indexes: Callable[[], Iterable[WorkspaceIndex]]) -> Lookup:
+    """``find_definition``'s lookup over workspace indexes; ``indexes`` is asked at each call
+    because folders come and go while a task runs."""
+
+    def lookup(name: str) -> list[tuple[Path, int, str]]:
+        found: list[tuple[Path, int, str]] = []
+        for index in indexes():
+            for definition in index.definitions(name):
+                text = f"{definition.kind} {definition.signature.strip()}".strip()
+                found.append((Path(index.root) / definition.path, definition.line + 1, text))
+        return found
+
+    return lookup
 
 
 class ToolError(Exception):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from codenook.agent.changes import FileChange
 from codenook.agent.loop import Agent, Limits, Outcome, Task
-from codenook.agent.workspace import DEFAULT_SECRET_GLOBS, Access
+from codenook.agent.workspace import DEFAULT_SECRET_GLOBS, Access, index_lookup
 from codenook.engine.protocol import EngineError, GenerationRequest, GenerationResult
 from codenook.engine.scheduler import Priority
 from codenook.lsp import convert
@@ -25,7 +25,6 @@ from codenook.lsp.dispatch import FAIL, RequestFailed, request
 from codenook.lsp.progress import Progress
 from codenook.text.positions import PositionError
 from codenook.uris import display_path, path_to_uri, uri_to_path
-from codenook.workspace.index.files import read_regular
 
 if TYPE_CHECKING:
     from codenook.lsp.server import CodenookServer
@@ -152,7 +151,7 @@ async def _run_task(ls: CodenookServer, spec: TaskArgs, history: History) -> dic
             generate=generate,
             port=port,
             access=access,
-            definitions=lambda name: _definitions(ls, name),
+            definitions=index_lookup(lambda: ls.app.workspace.indexes.values()),
             limits=Limits(
                 max_steps=settings.maxSteps,
                 max_tokens=settings.maxTokens,
@@ -193,30 +192,13 @@ def _task(ls: CodenookServer, spec: TaskArgs, port: EditorPort) -> Task:
     if spec.version is not None and spec.version != doc.version:
         return Task(spec.task, path)  # the selection was for another text: leave it out
     try:
-        start, end = convert.ActionArgs(spec.uri, "", *_points(spec.range)).offsets(
+        start, end = convert.ActionArgs(spec.uri, "", *convert.range_points(spec.range)).offsets(
             doc.lines, ls.encoding
         )
     except PositionError:
         return Task(spec.task, path)
     selection = doc.text[min(start, end) : max(start, end)][:MAX_SELECTION_CHARS]
     return Task(spec.task, path, selection or None)
-
-
-def _points(raw: Any) -> tuple[tuple[int, int], tuple[int, int]]:
-    try:
-        points = [(int(raw[k]["line"]), int(raw[k]["character"])) for k in ("start", "end")]
-    except (KeyError, TypeError, ValueError, OverflowError) as exc:
-        raise PositionError(f"'range' is not an LSP range: {raw!r}") from exc
-    return points[0], points[1]
-
-
-def _definitions(ls: CodenookServer, name: str) -> list[tuple[Path, int, str]]:
-    found: list[tuple[Path, int, str]] = []
-    for index in ls.app.workspace.indexes.values():
-        for definition in index.definitions(name):
-            text = f"{definition.kind} {definition.signature.strip()}".strip()
-            found.append((Path(index.root) / definition.path, definition.line + 1, text))
-    return found
 
 
 def _answer(ls: CodenookServer, task_id: str, outcome: Outcome) -> dict[str, Any]:
@@ -259,14 +241,7 @@ async def _undo(ls: CodenookServer, task_id: str, outcome: Outcome) -> dict[str,
     refused: list[dict[str, str]] = []
     for touched in outcome.touched.values():
         uri = port.open_uri(touched.path) or path_to_uri(touched.path)
-        current = port.text_of(touched.path)
-        if current is None:
-            try:
-                current = read_regular(str(touched.path), 64 * 1024 * 1024)[0].decode(
-                    "utf-8", "replace"
-                )
-            except OSError:
-                current = None
+        current = port.current_text(touched.path)
         problem: str | None
         if current is None or not same_text(current, touched.current, touched.original is None):
             problem = "changed since the task" if current is not None else "missing"

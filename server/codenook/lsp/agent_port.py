@@ -34,6 +34,7 @@ TRANSCRIPT_NOTIFICATION = "codenook/agentTranscript"
 APPLY_TIMEOUT_S = 30.0  # a client may ask the user (VS Code does for some edits)
 ECHO_TIMEOUT_S = 5.0
 POLL_S = 0.05
+MAX_READ_BYTES = 64 * 1024 * 1024  # undo and edits compare whole files; never more
 
 
 def changed_region(before: str, after: str) -> tuple[int, int, str]:
@@ -64,14 +65,26 @@ class EditorPort:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def open_uri(self, path: Path) -> str | None:
-        """The URI of the open document that is ``path``, however the client spelled it."""
-        documents = self._ls.app.documents
-        for uri in documents.uris():
+    def _open(self) -> dict[str, str]:
+        """Open documents' URIs by real path: the tools name files by real path, the client
+        by whatever path it opened them through (a link, say)."""
+        found: dict[str, str] = {}
+        for uri in self._ls.app.documents.uris():
             local = uri_to_path(uri)
-            if local is not None and _same_file(local, path):
-                return uri
-        return None
+            if local is not None:
+                found[os.path.realpath(local)] = uri
+        return found
+
+    def open_uri(self, path: Path) -> str | None:
+        return self._open().get(os.path.realpath(path))
+
+    def open_texts(self) -> dict[Path, str]:
+        texts: dict[Path, str] = {}
+        for real, uri in self._open().items():
+            doc = self._ls.app.documents.find(uri)
+            if doc is not None and doc.out_of_sync is None:
+                texts[Path(real)] = doc.text
+        return texts
 
     def text_of(self, path: Path) -> str | None:
         uri = self.open_uri(path)
@@ -79,6 +92,17 @@ class EditorPort:
         if doc is None or doc.out_of_sync is not None:
             return None
         return doc.text
+
+    def current_text(self, path: Path) -> str | None:
+        """The file as the user has it: the open buffer, else the disk; None if unreadable."""
+        text = self.text_of(path)
+        if text is not None:
+            return text
+        try:
+            data, _ = read_regular(str(path), MAX_READ_BYTES)
+        except OSError:
+            return None
+        return data.decode("utf-8", "replace")
 
     # -- telling -----------------------------------------------------------------------------
 
@@ -123,11 +147,10 @@ class EditorPort:
             if doc.text != change.before:
                 return "the file changed since it was read; read it again"
             return await self._edit(uri, doc.version, doc.lines, change)
-        try:
-            data, _ = read_regular(str(change.path), 64 * 1024 * 1024)
-        except OSError as exc:
-            return f"cannot read {change.display}: {exc.strerror or exc}"
-        if data.decode("utf-8", "replace") != change.before:
+        current = self.current_text(change.path)
+        if current is None:
+            return f"cannot read {change.display}"
+        if current != change.before:
             return "the file changed on disk since it was read; read it again"
         return await self._edit(path_to_uri(change.path), None, LineIndex(change.before), change)
 
@@ -227,10 +250,3 @@ def same_text(text: str, expected: str, created: bool) -> bool:
     if text == expected:
         return True
     return created and text.rstrip("\r\n") == expected.rstrip("\r\n")
-
-
-def _same_file(a: str, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.normpath(a) == os.path.normpath(str(b))

@@ -59,7 +59,7 @@ class ActionArgs:
         version = raw.get("version")
         if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
             raise ActionError("'version' must be an integer")
-        start, end = _range(raw.get("range"))
+        start, end = range_points(raw.get("range"))
         texts = {k: raw.get(k, "") for k in ("message", "instruction")}
         if not all(isinstance(v, str) for v in texts.values()):
             raise ActionError("'message' and 'instruction' must be strings")
@@ -69,7 +69,8 @@ class ActionArgs:
         return lines.offset(*self.start, encoding), lines.offset(*self.end, encoding)
 
 
-def _range(raw: Any) -> tuple[tuple[int, int], tuple[int, int]]:
+def range_points(raw: Any) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(line, character) pairs of a JSON LSP range; PositionError naming it when it is none."""
     try:
         points = [(int(raw[k]["line"]), int(raw[k]["character"])) for k in ("start", "end")]
     except (KeyError, TypeError, ValueError, OverflowError) as exc:

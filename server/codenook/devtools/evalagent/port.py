@@ -51,6 +51,9 @@ class DirectoryPort:
     def text_of(self, path: Path) -> str | None:
         return None  # nothing is open: the tools read the disk
 
+    def open_texts(self) -> dict[Path, str]:
+        return {}
+
     async def apply(self, change: FileChange) -> str | None:
         path = change.path
         try:

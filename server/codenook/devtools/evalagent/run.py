@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from codenook.agent.loop import Agent, Limits, Outcome, Task
 from codenook.agent.prompts import uses_tools
-from codenook.agent.workspace import Access
+from codenook.agent.workspace import Access, index_lookup
 from codenook.devtools.evalagent.port import DirectoryPort
 from codenook.devtools.evalagent.tasks import EvalTask, Verdict, copy_fixture
 from codenook.engine.host import EngineHost, Loader
@@ -91,14 +91,6 @@ class TaskReport:
         return {**vars(self), **{key: round(getattr(self, key), 2) for key in seconds}}
 
 
-def _definitions(index: WorkspaceIndex, name: str) -> list[tuple[Path, int, str]]:
-    found: list[tuple[Path, int, str]] = []
-    for definition in index.definitions(name):
-        text = f"{definition.kind} {definition.signature.strip()}".strip()
-        found.append((Path(index.root) / definition.path, definition.line + 1, text))
-    return found
-
-
 async def run_task(
     task: EvalTask,
     folder: Path,
@@ -127,7 +119,7 @@ async def run_task(
         generate=generate,
         port=port,
         access=access,
-        definitions=lambda name: _definitions(index, name),
+        definitions=index_lookup(lambda: (index,)),
         limits=limits,
         cancelled=lambda: False,
     )
