@@ -14,6 +14,10 @@ export CMAKE_ARGS
 
 STAMP := $(VENV)/.codenook-installed
 
+# Test suites run every server with a model of its own (engine.mode inprocess); the shared
+# engine host has tests of its own (tests/test_shared_host.py) in private runtime directories.
+test-nvim test-vscode-e2e unit fuzz: export CODENOOK_ENGINE_MODE = inprocess
+
 .PHONY: install demo test lint typecheck unit fuzz test-nvim test-vscode-unit test-vscode-e2e clean
 
 install: $(STAMP)

@@ -7,6 +7,7 @@ and chat tokens). No test downloads anything.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -17,6 +18,10 @@ sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 from tiny_qwen3next import write_tiny_qwen3next
 
 from codenook.engine.models import embedded_default
+
+# Every server a test starts runs its own model unless the test asks for the shared engine
+# host (tests/test_shared_host.py): tests must not meet a host another test left running.
+os.environ.setdefault("CODENOOK_ENGINE_MODE", "inprocess")
 
 
 @pytest.fixture(scope="session")

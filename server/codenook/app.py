@@ -10,26 +10,41 @@ loaded again swaps the engine inside the host; the session, its caches and count
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from codenook.assist.service import AssistService
 from codenook.completion.service import CompletionService
 from codenook.engine.host import EngineHost, Loader
 from codenook.engine.models import NoModel, resolve_model_path
-from codenook.engine.protocol import Engine, EngineError
-from codenook.engine.scheduler import Status
+from codenook.engine.protocol import Engine, EngineError, GenerationRequest, GenerationResult
+from codenook.engine.scheduler import Priority, Status
 from codenook.settings import Settings
 from codenook.text.documents import DocumentStore, Snapshot
 from codenook.workspace.context import BuildDone, BuildProgress, Scheduler, WorkspaceContext
 
+if TYPE_CHECKING:
+    from codenook.hosting.client import SharedHost
+
 # What builds the engine for a set of settings; tests inject a fake engine here.
 LoaderFactory = Callable[[Settings], Loader]
 
+# Overrides engine.mode for a whole process tree (test suites, scripts).
+MODE_ENV = "CODENOOK_ENGINE_MODE"
 
-def model_loader(settings: Settings, model_path: Path | None = None) -> Callable[[], Engine]:
-    """A function that loads the configured model; runs on the engine thread."""
+
+def engine_mode(settings: Settings) -> str:
+    return os.environ.get(MODE_ENV) or settings.engine.mode
+
+
+def model_loader(
+    settings: Settings, model_path: Path | None = None, windows: int = 1
+) -> Callable[[], Engine]:
+    """A function that loads the configured model; runs on the engine thread. ``windows``:
+    the editor windows that get a lane of their own (a shared engine host's)."""
 
     def load() -> Engine:
         from codenook.engine.llama import LlamaEngine
@@ -46,6 +61,7 @@ def model_loader(settings: Settings, model_path: Path | None = None) -> Callable
             n_batch=settings.model.batchSize,
             prefix_cache=settings.engine.prefixCache,
             checkpoint_bytes=settings.engine.checkpointMemoryMiB * 1024 * 1024,
+            windows=windows,
         )
 
     return load
@@ -64,6 +80,60 @@ class Hooks:
     index_done: BuildDone | None = None
     # Runs a function later on the front end's thread (index updates after the user pauses).
     schedule: Scheduler | None = None
+    # Something the user should know that is not a failure (a shared host's other settings).
+    notice: Callable[[str], None] | None = None
+
+
+class HostSwitch:
+    """The engine host the services hold: in this process or the user's shared one.
+
+    Services keep this one object for the life of the session; a change of ``engine.mode``
+    swaps what is behind it (before the first load, or as a reload), never the services.
+    """
+
+    def __init__(self, current: EngineHost | SharedHost) -> None:
+        self.current = current
+
+    @property
+    def shared(self) -> bool:
+        return not isinstance(self.current, EngineHost)
+
+    def start(self) -> None:
+        self.current.start()
+
+    def stop(self, timeout: float | None = 5.0) -> None:
+        self.current.stop(timeout)
+
+    @property
+    def started(self) -> bool:
+        return self.current.started
+
+    def wait_loaded(self, timeout: float | None = None) -> bool:
+        return self.current.wait_loaded(timeout)
+
+    @property
+    def engine(self) -> Engine | None:
+        return self.current.engine
+
+    @property
+    def error(self) -> str | None:
+        return self.current.error
+
+    @property
+    def preemptions(self) -> int:
+        return self.current.preemptions
+
+    @property
+    def reloads(self) -> int:
+        return self.current.reloads
+
+    def status(self) -> Status:
+        return self.current.status()
+
+    async def generate(
+        self, request: GenerationRequest, priority: Priority, key: str | None = None
+    ) -> GenerationResult:
+        return await self.current.generate(request, priority, key)
 
 
 class App:
@@ -76,11 +146,15 @@ class App:
         loader: LoaderFactory = model_loader,
         roots: Callable[[], list[str]] = list,
         hooks: Hooks | None = None,
+        mode: str | None = None,
     ) -> None:
         hooks = hooks or Hooks()
         self.settings = settings
         self._loader = loader
-        self.host = EngineHost(loader(settings), hooks.status)
+        self._hooks = hooks
+        # A scripted engine (tests) or a fixed mode (``codenook complete``) stays in-process.
+        self._mode = mode or (None if loader is model_loader else "inprocess")
+        self.host = HostSwitch(self._new_host(settings))
         self.documents = DocumentStore(settings.documents.maxFileBytes)
         self.workspace = WorkspaceContext(
             enabled=settings.index.enabled,
@@ -98,6 +172,16 @@ class App:
 
     def _settings(self) -> Settings:
         return self.settings
+
+    def mode(self, settings: Settings) -> str:
+        return self._mode or engine_mode(settings)
+
+    def _new_host(self, settings: Settings) -> EngineHost | SharedHost:
+        if self.mode(settings) == "inprocess":
+            return EngineHost(self._loader(settings), self._hooks.status)
+        from codenook.hosting.client import SharedHost
+
+        return SharedHost(settings, self._hooks.status, self._hooks.notice)
 
     def _snapshot(self, uri: str) -> Snapshot | None:
         doc = self.documents.find(uri)
@@ -124,6 +208,17 @@ class App:
             self.workspace.enabled = new.index.enabled
             self.workspace.set_folders(self.roots())
         reload = old.reload_keys(new)
-        if reload:
-            self.host.reload(self._loader(new))
+        if not reload:
+            return reload
+        current = self.host.current
+        if self.mode(old) != self.mode(new):
+            started = current.started
+            current.stop(timeout=0)
+            self.host.current = self._new_host(new)
+            if started:
+                self.host.start()
+        elif isinstance(current, EngineHost):
+            current.reload(self._loader(new))
+        else:
+            current.reload(new)
         return reload

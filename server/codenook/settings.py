@@ -87,6 +87,29 @@ class EngineSettings:
         maximum=1 << 20,
         reloads_model=True,
     )
+    mode: str = _setting(
+        "auto",
+        "Where the model runs: auto (attach to this user's shared engine host, starting it when"
+        " none runs), shared (the same, never in-process), inprocess (a model of this window's"
+        " own). CODENOOK_ENGINE_MODE overrides it.",
+        reloads_model=True,
+        choices=("auto", "shared", "inprocess"),
+    )
+    idleExitS: int = _setting(
+        600,
+        "A shared engine host started by a window exits after this many seconds without"
+        " windows or API requests.",
+        minimum=0,
+        maximum=7 * 24 * 3600,
+    )
+    windows: int = _setting(
+        4,
+        "Editor windows of a shared engine host that keep a prompt cache lane of their own"
+        " (more windows share them).",
+        minimum=1,
+        maximum=16,
+        reloads_model=True,
+    )
 
 
 @dataclass(frozen=True)

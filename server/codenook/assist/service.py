@@ -35,7 +35,7 @@ from codenook.assist.hover import (
     hover_target,
     render_hover,
 )
-from codenook.engine.host import EngineHost
+from codenook.engine.host import Host
 from codenook.engine.protocol import EngineError, GenerationRequest, PromptPart
 from codenook.engine.scheduler import Priority
 from codenook.settings import Settings
@@ -51,7 +51,7 @@ class ActionPlan:
 
 
 class AssistService:
-    def __init__(self, host: EngineHost, settings: Callable[[], Settings]) -> None:
+    def __init__(self, host: Host, settings: Callable[[], Settings]) -> None:
         self._host = host
         self._settings = settings
         self.hover_cache = HoverCache()

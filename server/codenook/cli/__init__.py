@@ -1,4 +1,4 @@
-"""Command line: ``serve`` (LSP), ``complete`` (one completion from a shell), ``doctor``."""
+"""Command line: ``serve`` (LSP), ``engine`` (the shared host), ``complete``, ``doctor``, …"""
 
 from __future__ import annotations
 
@@ -129,6 +129,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return run_doctor(settings, problems)
 
 
+def cmd_engine(args: argparse.Namespace) -> int:
+    from codenook.cli import engine
+
+    settings, problems = _settings_from_args(args)
+    return engine.command(args, settings, problems)
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     print(describe())
     return 0
@@ -189,6 +196,17 @@ def build_parser() -> argparse.ArgumentParser:
     complete_arguments(complete)
     _add_setting_flags(complete)
     complete.set_defaults(func=cmd_complete)
+
+    engine = sub.add_parser(
+        "engine",
+        help="run the shared engine host (one model for every window, Claude Code and"
+        " OpenAI-API tools), or show / stop it",
+    )
+    from codenook.cli.engine import add_arguments as engine_arguments
+
+    engine_arguments(engine)
+    _add_setting_flags(engine)
+    engine.set_defaults(func=cmd_engine)
 
     doctor = sub.add_parser("doctor", help="check the model, llama.cpp build and machine")
     _add_setting_flags(doctor)

@@ -97,7 +97,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     waiting = _IndexWait()
     hooks = Hooks(index_progress=waiting.progress, index_done=waiting.finished)
-    app = App(settings, roots=lambda: [root.as_uri()], hooks=hooks)
+    app = App(settings, roots=lambda: [root.as_uri()], hooks=hooks, mode="inprocess")
     doc = app.documents.open(path.as_uri(), text, 0, None)
     try:
         offset = doc.lines.offset(int(match["line"]) - 1, int(match["col"]) - 1, Encoding.UTF32)

@@ -20,7 +20,7 @@ from codenook.completion.prompts import (
     strip_dropped_indent,
     takes_chunks,
 )
-from codenook.engine.host import EngineHost
+from codenook.engine.host import Host
 from codenook.engine.protocol import EngineError, GenerationRequest, GenerationResult
 from codenook.engine.scheduler import Cancelled, Priority, Superseded
 from codenook.lru import CachedCounter
@@ -107,7 +107,7 @@ class CompletionCounters:
 class CompletionService:
     def __init__(
         self,
-        host: EngineHost,
+        host: Host,
         settings: Callable[[], Settings],
         roots: Callable[[], list[str]] = list,
         workspace: WorkspaceContext | None = None,

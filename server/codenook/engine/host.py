@@ -10,12 +10,27 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Protocol
 
 from codenook.engine.protocol import Engine, GenerationRequest, GenerationResult
 from codenook.engine.scheduler import EngineWorker, Priority, Status
 
 # Builds the engine on the engine thread; the host calls it again on every reload.
 Loader = Callable[[], Engine]
+
+
+class Host(Protocol):
+    """What services need of a host, whether the model is in this process or shared."""
+
+    @property
+    def engine(self) -> Engine | None: ...
+
+    @property
+    def error(self) -> str | None: ...
+
+    async def generate(
+        self, request: GenerationRequest, priority: Priority, key: str | None = None
+    ) -> GenerationResult: ...
 
 
 class EngineHost:
@@ -123,7 +138,12 @@ class EngineHost:
         return self._worker.status()
 
     async def generate(
-        self, request: GenerationRequest, priority: Priority, key: str | None = None
+        self,
+        request: GenerationRequest,
+        priority: Priority,
+        key: str | None = None,
+        window: int = 0,
     ) -> GenerationResult:
-        """Run ``request``; raises Superseded, Cancelled or EngineError (see the scheduler)."""
-        return await self._worker.generate(request, priority, key)
+        """Run ``request``; raises Superseded, Cancelled or EngineError (see the scheduler).
+        ``window`` is the editor window's number on a shared host (its interactive lane)."""
+        return await self._worker.generate(request, priority, key, window)

@@ -124,10 +124,12 @@ def _model_info(llm: llama_cpp.Llama, file: Path, n_ctx: int) -> ModelInfo:
     model = llm.model
     vocab = llama_cpp.llama_model_get_vocab(model)
     meta = llm.metadata
+    described = ctypes.create_string_buffer(256)
+    llama_cpp.llama_model_desc(model, described, 256)
     return ModelInfo(
         path=str(file),
         architecture=meta.get("general.architecture", "unknown"),
-        description=_describe(model),
+        description=described.value.decode("utf-8", "replace"),
         size_bytes=file.stat().st_size,
         n_params=int(llama_cpp.llama_model_n_params(model)),
         n_vocab=int(llama_cpp.llama_vocab_n_tokens(vocab)),
@@ -142,24 +144,33 @@ def _model_info(llm: llama_cpp.Llama, file: Path, n_ctx: int) -> ModelInfo:
     )
 
 
-def _describe(model: object) -> str:
-    buf = ctypes.create_string_buffer(256)
-    llama_cpp.llama_model_desc(model, buf, 256)
-    return buf.value.decode("utf-8", "replace")
+class Vocab:
+    """A model's tokenizer without its weights: an editor window attached to a shared engine
+    host counts prompt tokens exactly as the host will, without a second copy of the model."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        file = check_model_file(path)
+        try:
+            with contextlib.redirect_stderr(open(os.devnull, "w")):
+                self._llm = llama_cpp.Llama(model_path=str(file), vocab_only=True, verbose=False)
+        except Exception as exc:
+            raise EngineError(f"llama.cpp could not read {file}: {exc}") from exc
+        self.file = file
+
+    def tokenize(self, text: str, special: bool = False) -> list[int]:
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+
+    def close(self) -> None:
+        self._llm.close()
 
 
 def inspect_model(path: str | os.PathLike[str]) -> ModelInfo:
     """Read a model's vocabulary and metadata without loading its weights (for doctor)."""
-    file = check_model_file(path)
+    vocab = Vocab(path)
     try:
-        with contextlib.redirect_stderr(open(os.devnull, "w")):
-            llm = llama_cpp.Llama(model_path=str(file), vocab_only=True, verbose=False)
-    except Exception as exc:
-        raise EngineError(f"llama.cpp could not read {file}: {exc}") from exc
-    try:
-        return _model_info(llm, file, 0)
+        return _model_info(vocab._llm, vocab.file, 0)
     finally:
-        llm.close()
+        vocab.close()
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -216,7 +227,8 @@ class _Lane:
 
 
 class LlamaEngine:
-    """One model, one context with three lanes, used only from the engine thread."""
+    """One model, one context with three lanes (and one more per further editor window of a
+    shared host), used only from the engine thread."""
 
     LANES = 3
 
@@ -230,8 +242,10 @@ class LlamaEngine:
         n_batch: int = 512,
         prefix_cache: bool = True,
         checkpoint_bytes: int = 1024 * 1024 * 1024,
+        windows: int = 1,
     ) -> None:
         file = check_model_file(path)
+        lanes = self.LANES + max(0, windows - 1)
         threads = n_threads or default_threads()
         chatter = io.StringIO()  # llama-cpp-python's verbose prints (Python-level only)
         try:
@@ -253,7 +267,7 @@ class LlamaEngine:
             params.n_ubatch = n_batch
             params.n_threads = threads
             params.n_threads_batch = threads
-            params.n_seq_max = self.LANES
+            params.n_seq_max = lanes
             params.kv_unified = True
             self._ctx = _internals.LlamaContext(model=self._llm._model, params=params)
         except Exception as exc:
@@ -269,7 +283,7 @@ class LlamaEngine:
         self.prefix_cache = prefix_cache
         self.counters = EngineCounters()
         self.checkpoints = CheckpointCache(checkpoint_bytes)
-        self._lanes = [_Lane(seq) for seq in range(self.LANES)]
+        self._lanes = [_Lane(seq) for seq in range(lanes)]
 
     # -- tokens ------------------------------------------------------------------------------
 
@@ -434,7 +448,8 @@ class LlamaEngine:
         resume later: this lane's state stays untouched meanwhile, unless the shared cache
         filled up and it was given up, and then it is read again on resuming.
         """
-        return self._run(request, cancelled, self._lanes[lane])
+        # A window beyond this engine's lanes types into the first window's lane.
+        return self._run(request, cancelled, self._lanes[lane if lane < len(self._lanes) else 0])
 
     def _run(self, request: GenerationRequest, cancelled: Callable[[], bool], lane: _Lane) -> Step:
         started = time.perf_counter()

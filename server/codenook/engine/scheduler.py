@@ -42,13 +42,15 @@ class Priority(enum.IntEnum):
 EngineState = Literal["idle", "loading", "generating", "failed", "stopped"]
 
 
-def lane_of(priority: Priority) -> int:
+def lane_of(priority: Priority, window: int = 0) -> int:
     """Interactive work shares lane 0, so a keystroke reuses what the last one read. Code
     actions (lane 1) and agent steps (lane 2) each keep a lane of their own: either can be
     parked for more urgent work, and neither evicts the other's prompt, which an agent's next
-    step extends."""
+    step extends. On a shared engine host each further editor window types into a lane of
+    its own (3, 4, …), so windows typing in turn do not re-read each other's prompts; those
+    lanes come last, so a full cache gives them up first."""
     if priority in (Priority.COMPLETION, Priority.HOVER, Priority.SPECULATIVE):
-        return 0
+        return 0 if window <= 0 else 2 + window
     return 1 if priority == Priority.CODE_ACTION else 2
 
 
@@ -74,6 +76,7 @@ class Job:
     priority: Priority
     key: str | None
     seq: int
+    lane: int = 0
     submitted: float = field(default_factory=time.perf_counter)
     result: GenerationResult | None = None
     error: BaseException | None = None
@@ -168,8 +171,14 @@ class EngineWorker:
 
     # -- submitting --------------------------------------------------------------------------
 
-    def submit(self, request: GenerationRequest, priority: Priority, key: str | None = None) -> Job:
-        job = Job(request, priority, key, next(self._seq))
+    def submit(
+        self,
+        request: GenerationRequest,
+        priority: Priority,
+        key: str | None = None,
+        window: int = 0,
+    ) -> Job:
+        job = Job(request, priority, key, next(self._seq), lane_of(priority, window))
         with self._cv:
             if self._stopping:
                 job.error = Cancelled("engine is shutting down")
@@ -186,10 +195,14 @@ class EngineWorker:
         return job
 
     async def generate(
-        self, request: GenerationRequest, priority: Priority, key: str | None = None
+        self,
+        request: GenerationRequest,
+        priority: Priority,
+        key: str | None = None,
+        window: int = 0,
     ) -> GenerationResult:
         """Run ``request`` on the engine; raises Superseded, Cancelled or EngineError."""
-        job = self.submit(request, priority, key)
+        job = self.submit(request, priority, key, window)
         try:
             await anyio.to_thread.run_sync(job.done.wait, abandon_on_cancel=True)
         except BaseException:
@@ -224,8 +237,8 @@ class EngineWorker:
                     dropped.result = GenerationResult("", "cancelled")
                     dropped.done.set()
                 heapq.heapify(self._queue)
-                busy = {lane_of(j.priority) for j in self._parked.values()}
-                candidates = [j for j in self._queue if lane_of(j.priority) not in busy]
+                busy = {j.lane for j in self._parked.values()}
+                candidates = [j for j in self._queue if j.lane not in busy]
                 candidates += list(self._parked.values())
                 if candidates:
                     job = min(candidates)
@@ -290,7 +303,7 @@ class EngineWorker:
     def _execute(self, job: Job) -> None:
         """Drive a job token by token; park it when a more urgent job needs the engine."""
         assert self.engine is not None
-        lane = lane_of(job.priority)
+        lane = job.lane
         steps = self._steps.pop(job.seq, None)
         try:
             if steps is None:
@@ -306,7 +319,7 @@ class EngineWorker:
                 urgent = self._urgent_waiting(job)
                 if urgent is None:
                     continue
-                if lane_of(urgent.priority) != lane:
+                if urgent.lane != lane:
                     # Its own sequence keeps the job's state: resume later where it stopped.
                     with self._cv:
                         self._parked[lane] = job

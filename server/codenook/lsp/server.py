@@ -59,6 +59,7 @@ class CodenookServer(LanguageServer):
                 index_progress=self._from_thread(self._index_progress),
                 index_done=self._from_thread(self._index_done),
                 schedule=self._later,
+                notice=self._from_thread(self._notice),
             ),
         )
 
@@ -192,6 +193,9 @@ class CodenookServer(LanguageServer):
         elif status.state != "loading" and self._loading is not None:
             self._loading.end("ready" if status.state != "failed" else "failed")
             self._loading = None
+
+    def _notice(self, message: str) -> None:
+        self.problem(message, "shared-engine-settings", setting="engine.mode", warning=True)
 
     def _index_progress(self, root: str, done: int, total: int) -> None:
         if total == 0:

@@ -1,0 +1,1 @@
+"""One engine host per user, shared by every editor window and by API clients (Claude Code)."""
