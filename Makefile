@@ -18,7 +18,7 @@ STAMP := $(VENV)/.codenook-installed
 # engine host has tests of its own (tests/test_shared_host.py) in private runtime directories.
 test-nvim test-vscode-e2e unit fuzz: export CODENOOK_ENGINE_MODE = inprocess
 
-.PHONY: install demo test lint typecheck unit fuzz test-nvim test-vscode-unit test-vscode-e2e clean
+.PHONY: install demo test lint typecheck unit fuzz claude-code test-nvim test-vscode-unit test-vscode-e2e clean
 
 install: $(STAMP)
 
@@ -44,7 +44,7 @@ typecheck: install
 # The suite runs in a network namespace with only a loopback interface where the machine allows
 # it (unshare -n, as root or with user namespaces): a passing run shows that nothing needs the
 # network. Elsewhere it runs as usual and says so loudly.
-unit: install
+unit: install claude-code
 	@if unshare -n true 2>/dev/null; then \
 	  echo "pytest: offline (unshare -n: loopback only)"; \
 	  unshare -n sh -c 'ip link set lo up 2>/dev/null || true; exec $(BIN)/python -m pytest'; \
@@ -54,6 +54,20 @@ unit: install
 	else \
 	  echo "pytest: WARNING: cannot create a network namespace here; running WITH the network"; \
 	  $(BIN)/python -m pytest; \
+	fi
+
+# Claude Code itself (npm; its native binary is an npm optional dependency, nothing else is
+# downloaded), for tests/test_claude_code.py against the engine host's Anthropic API. Installed
+# once into .venv/claude-code; where npm cannot fetch it the test SKIPS loudly.
+CLAUDE_CODE_VERSION ?= 2.1.197
+claude-code: $(VENV)/claude-code/.installed-$(CLAUDE_CODE_VERSION)
+$(VENV)/claude-code/.installed-$(CLAUDE_CODE_VERSION):
+	@mkdir -p $(VENV)/claude-code
+	@if npm install --silent --no-audit --no-fund --prefix $(VENV)/claude-code \
+	    "@anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)" >/dev/null 2>&1; then \
+	  touch $@; echo "claude-code $(CLAUDE_CODE_VERSION) installed in $(VENV)/claude-code"; \
+	else \
+	  echo "claude-code: WARNING: npm could not install @anthropic-ai/claude-code; its test will SKIP"; \
 	fi
 
 # Property-based fuzzing of LSP message sequences against the real LSP layer with a scripted

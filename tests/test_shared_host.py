@@ -51,7 +51,24 @@ def runtime() -> Iterator[dict[str, str]]:
         capture_output=True,
         timeout=30,
     )
+    reap(root)
     shutil.rmtree(root, ignore_errors=True)
+
+
+def reap(root: str) -> None:
+    """Kill whatever still runs with this runtime directory (a window a failed test left alive
+    would start the host again), so no test leaves a process behind."""
+    marker = f"CODENOOK_RUNTIME_DIR={root}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker in environ.split(b"\0"):
+            with contextlib.suppress(OSError):
+                os.kill(int(entry.name), signal.SIGKILL)
 
 
 def engine(

@@ -35,8 +35,8 @@ from codenook.engine.protocol import (
 )
 from codenook.engine.scheduler import Cancelled, Priority, Status, Superseded
 from codenook.hosting import wire
-from codenook.hosting.daemon import fingerprint
 from codenook.hosting.paths import HostPaths, UnsafeDirectory, host_paths, read_token
+from codenook.hosting.wire import fingerprint
 from codenook.settings import Settings
 
 CONNECT_WAIT_S = 30.0  # a host just started needs its imports before it listens

@@ -26,45 +26,12 @@ from typing import Any
 
 from codenook.app import model_loader
 from codenook.engine.host import EngineHost
-from codenook.engine.models import NoModel, resolve_model_path
 from codenook.engine.protocol import EngineError
 from codenook.engine.scheduler import Cancelled, Priority, Status, Superseded
 from codenook.hosting import wire
 from codenook.hosting.paths import HostPaths, new_token
+from codenook.hosting.wire import differences, fingerprint
 from codenook.settings import Settings
-
-# Settings that change what the loaded model computes or holds: a window asking for other
-# values is told, not silently served by a host loaded differently.
-FINGERPRINT_KEYS = (
-    "model.contextSize",
-    "model.threads",
-    "model.gpuLayers",
-    "model.batchSize",
-    "engine.prefixCache",
-    "engine.checkpointMemoryMiB",
-)
-
-
-def fingerprint(settings: Settings) -> dict[str, Any]:
-    """The model file and the load-time settings of ``settings``, comparable across processes."""
-    try:
-        model: str | None = str(resolve_model_path(settings.model.path).resolve())
-    except NoModel:
-        model = None
-    values: dict[str, Any] = {"model.path": model}
-    for key in FINGERPRINT_KEYS:
-        section, name = key.split(".")
-        values[key] = getattr(getattr(settings, section), name)
-    return values
-
-
-def differences(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
-    """``key: host value (window wants other)`` for each load-time setting that differs."""
-    return [
-        f"{key} is {ours.get(key)!r} on the host, {theirs.get(key)!r} in this window"
-        for key in ours
-        if key in theirs and theirs[key] != ours.get(key)
-    ]
 
 
 @dataclass

@@ -13,6 +13,7 @@ import dataclasses
 import json
 from typing import Any
 
+from codenook.engine.models import NoModel, resolve_model_path
 from codenook.engine.protocol import (
     EngineCounters,
     FimTokens,
@@ -22,6 +23,7 @@ from codenook.engine.protocol import (
     prompt_parts,
 )
 from codenook.engine.scheduler import Status
+from codenook.settings import Settings
 
 VERSION = 1
 MAX_LINE = 256 * 1024 * 1024  # an agent's prompt can be large; a line is still bounded
@@ -102,3 +104,37 @@ def counters_from_wire(data: dict[str, Any], into: EngineCounters) -> None:
     for name in (f.name for f in dataclasses.fields(EngineCounters)):
         if name in data:
             setattr(into, name, int(data[name]))
+
+
+# Settings that change what the loaded model computes or holds: a window asking for other
+# values is told, not silently served by a host loaded differently.
+FINGERPRINT_KEYS = (
+    "model.contextSize",
+    "model.threads",
+    "model.gpuLayers",
+    "model.batchSize",
+    "engine.prefixCache",
+    "engine.checkpointMemoryMiB",
+)
+
+
+def fingerprint(settings: Settings) -> dict[str, Any]:
+    """The model file and the load-time settings of ``settings``, comparable across processes."""
+    try:
+        model: str | None = str(resolve_model_path(settings.model.path).resolve())
+    except NoModel:
+        model = None
+    values: dict[str, Any] = {"model.path": model}
+    for key in FINGERPRINT_KEYS:
+        section, name = key.split(".")
+        values[key] = getattr(getattr(settings, section), name)
+    return values
+
+
+def differences(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
+    """``key: host value (window wants other)`` for each load-time setting that differs."""
+    return [
+        f"{key} is {ours.get(key)!r} on the host, {theirs.get(key)!r} in this window"
+        for key in ours
+        if key in theirs and theirs[key] != ours.get(key)
+    ]
