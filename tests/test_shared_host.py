@@ -133,6 +133,21 @@ def test_a_request_crosses_the_wire_whole_but_its_callbacks_stay_home() -> None:
     assert wire.request_from_wire(wire.request_to_wire(plain))[1] is False
 
 
+def test_only_differences_that_change_what_a_window_gets_are_reported(
+    hybrid_path: Path, smollm_path: Path
+) -> None:
+    host = wire.fingerprint(settings_for(hybrid_path), host=True)
+    same = wire.fingerprint(settings_for(hybrid_path, **{"model.threads": 3}))
+    assert wire.differences(host, same) == []  # the host owner's tuning
+    unnamed = wire.fingerprint(parse_settings({})[0])
+    assert unnamed["model.path"] is None and wire.differences(host, unnamed) == []
+    smaller = wire.fingerprint(settings_for(hybrid_path, **{"model.contextSize": 2048}))
+    assert wire.differences(host, smaller) == []  # the host's context is larger: fine
+    other = wire.fingerprint(settings_for(smollm_path, **{"model.contextSize": 8192}))
+    found = wire.differences(host, other)
+    assert [f.split(" ")[0] for f in found] == ["model.path", "model.contextSize"]
+
+
 # -- the window side in this process, against a real host process --------------------------------
 
 
@@ -349,7 +364,7 @@ def test_a_host_loaded_with_other_settings_is_reported_not_silently_shared(
     runtime: dict[str, str], hybrid_path: Path, smollm_path: Path
 ) -> None:
     first = window(runtime, hybrid_path)
-    second = window(runtime, smollm_path, model={"path": str(smollm_path), "contextSize": 2048})
+    second = window(runtime, smollm_path, model={"path": str(smollm_path), "contextSize": 8192})
     time.sleep(0.5)  # the notice travels from the window's connection thread
     try:
         notes = " ".join(told(second))

@@ -73,7 +73,7 @@ class EngineDaemon:
         self.paths = paths
         self.idle_exit_s = idle_exit_s
         self.api_options = api
-        self.fingerprint = fingerprint(settings)
+        self.fingerprint = fingerprint(settings, host=True)
         self.windows = settings.engine.windows
         self.host = EngineHost(
             model_loader(settings, windows=self.windows), self._status_from_thread

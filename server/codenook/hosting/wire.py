@@ -106,8 +106,8 @@ def counters_from_wire(data: dict[str, Any], into: EngineCounters) -> None:
             setattr(into, name, int(data[name]))
 
 
-# Settings that change what the loaded model computes or holds: a window asking for other
-# values is told, not silently served by a host loaded differently.
+# The load-time settings a window sends the host: the host is started with them, and a host
+# loaded differently is reported to the window, not silently shared.
 FINGERPRINT_KEYS = (
     "model.contextSize",
     "model.threads",
@@ -116,14 +116,20 @@ FINGERPRINT_KEYS = (
     "engine.prefixCache",
     "engine.checkpointMemoryMiB",
 )
+# Of those, what changes what a window gets (the rest are the host owner's tuning); a larger
+# context than the window asked for is no difference.
+COMPARED = ("model.path", "model.contextSize", "model.gpuLayers", "engine.prefixCache")
 
 
-def fingerprint(settings: Settings) -> dict[str, Any]:
-    """The model file and the load-time settings of ``settings``, comparable across processes."""
-    try:
-        model: str | None = str(resolve_model_path(settings.model.path).resolve())
-    except NoModel:
-        model = None
+def fingerprint(settings: Settings, *, host: bool = False) -> dict[str, Any]:
+    """The model file and the load-time settings of ``settings``, comparable across processes.
+    A window that names no model (``model.path`` unset) takes the host's: its path is None."""
+    model: str | None = None
+    if settings.model.path or host:
+        try:
+            model = str(resolve_model_path(settings.model.path).resolve())
+        except NoModel:
+            model = None
     values: dict[str, Any] = {"model.path": model}
     for key in FINGERPRINT_KEYS:
         section, name = key.split(".")
@@ -131,10 +137,14 @@ def fingerprint(settings: Settings) -> dict[str, Any]:
     return values
 
 
-def differences(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
-    """``key: host value (window wants other)`` for each load-time setting that differs."""
-    return [
-        f"{key} is {ours.get(key)!r} on the host, {theirs.get(key)!r} in this window"
-        for key in ours
-        if key in theirs and theirs[key] != ours.get(key)
-    ]
+def differences(host: dict[str, Any], window: dict[str, Any]) -> list[str]:
+    """``key is X on the host, Y in this window`` for each load-time setting that matters."""
+    found = []
+    for key in COMPARED:
+        wanted, has = window.get(key), host.get(key)
+        if wanted is None or wanted == has:
+            continue
+        if key == "model.contextSize" and isinstance(has, int) and has >= wanted:
+            continue
+        found.append(f"{key} is {has!r} on the host, {wanted!r} in this window")
+    return found
