@@ -252,6 +252,34 @@ async def test_a_keystroke_in_one_window_preempts_a_long_job_of_another(
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_two_windows_typing_in_turn_each_keep_their_own_prompt_cache(
+    host_process: dict[str, str], hybrid_path: Path, restore_env: None
+) -> None:
+    first = attach(host_process, hybrid_path)
+    second = attach(host_process, hybrid_path)
+    try:
+        other = "import os\nprint(os.getcwd())\n" * 8
+
+        async def ask(host: SharedHost, prompt: str) -> int:
+            request = GenerationRequest(prompt, max_tokens=4, checkpoint_end=True)
+            return (await host.generate(request, Priority.COMPLETION, "doc")).cached_tokens
+
+        await ask(first, LONG)
+        await ask(second, other)  # the other window types in between
+        in_own_lane = await ask(first, LONG + "\n")
+        assert first.engine is not None
+        assert in_own_lane >= len(first.engine.tokenize(LONG)) - 4, in_own_lane
+        # The same turns from one window (one lane): the other prompt evicted the first.
+        await ask(first, other)
+        shared_lane = await ask(first, LONG + "\n\n")
+        assert shared_lane < in_own_lane / 2
+    finally:
+        first.stop()
+        second.stop()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_latest_wins_per_window_and_document(
     host_process: dict[str, str], hybrid_path: Path, restore_env: None
 ) -> None:
