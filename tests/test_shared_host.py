@@ -446,3 +446,21 @@ def test_doctor_shows_the_running_host_and_what_differs(
     )
     assert "engine host" in done.stdout and "tiny-qwen3next.gguf" in done.stdout, done.stdout
     assert "differs from these settings: model.path" in done.stdout
+
+
+def test_new_settings_in_a_window_attach_again_and_are_compared_not_reloaded(
+    runtime: dict[str, str], hybrid_path: Path
+) -> None:
+    client = window(runtime, hybrid_path)
+    try:
+        pid = host_status(runtime)["pid"]
+        settings = {"model": {"path": str(hybrid_path), "contextSize": 8192}}
+        client.notify("workspace/didChangeConfiguration", {"settings": settings})
+        client.wait_for(lambda m: "contextSize" in json.dumps(m.get("params", "")), 20, "notice")
+        wait_state(client, "idle", timeout=30)
+        assert host_status(runtime)["pid"] == pid  # the host kept its model
+        assert not any("stopped" in t for t in told(client))
+        reply = complete(client, open_document(client, "again.py"))
+        assert reply["result"]["items"], reply
+    finally:
+        client.kill()

@@ -113,6 +113,7 @@ class SharedHost:
         self.host_pid: int | None = None
         self.window = 0
         self.restarts = 0
+        self._reattach = False  # the socket was closed on purpose, to attach again at once
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -140,6 +141,7 @@ class SharedHost:
         """New load-time settings: reattach, so the host compares them and says what differs."""
         self.reloads += 1
         self._settings = settings
+        self._reattach = True
         self._close_socket()
 
     @property
@@ -212,6 +214,9 @@ class SharedHost:
                 self._read(sock)
                 if self._stopped.is_set():
                     return
+                if self._reattach:
+                    self._reattach = False
+                    continue
                 self.restarts += 1
             if self._stopped.is_set():
                 return
@@ -304,6 +309,9 @@ class SharedHost:
                 reader.close()
             self._close_socket()
         if self._stopped.is_set():
+            return
+        if self._reattach:  # new settings: the host compares them when we attach again
+            self._fail_all(Cancelled("the window's engine settings changed"))
             return
         was = self.host_pid
         self._fail_all(EngineError("the shared engine host stopped"))
