@@ -7,6 +7,7 @@ modes; it checks what the report must always hold, never timings.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -235,7 +236,8 @@ def test_llama_server_mode_is_skipped_without_the_binary(tmp_path: Path, capsys)
 
 def test_the_parts_of_the_benchmark_import_in_one_direction():
     """Each module imports only those before it, so no two can import each other."""
-    order = ["errors", "trace", "rpc", "replay", "targets", "report", "run", "assist", "cli"]
+    order = ["errors", "trace", "rpc", "replay", "targets", "report", "run", "assist"]
+    order += ["background", "shared", "cli"]
     package = Path(bench.__file__).parent
     for position, name in enumerate(order):
         text = (package / f"{name}.py").read_text(encoding="utf-8")
@@ -247,9 +249,59 @@ def test_the_command_line_loads_the_dev_tools_only_when_they_run():
     code = (
         "import sys, codenook.cli as c; c.build_parser();"
         " heavy = ('codenook.devtools.bench.run', 'codenook.devtools.bench.targets',"
-        " 'codenook.devtools.bench.assist', 'codenook.devtools.evalcontext.report',"
+        " 'codenook.devtools.bench.assist', 'codenook.devtools.bench.shared',"
+        " 'codenook.devtools.evalcontext.report',"
         " 'tree_sitter', 'asyncio');"
         " print(sorted(m for m in heavy if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_bench_shared_runs_windows_and_an_agent_on_one_host(
+    tmp_path: Path, hybrid_path: Path, capsys: pytest.CaptureFixture
+):
+    """In-process vs two shared windows vs an API conversation, in one run; all stopped."""
+    trace_path = tmp_path / "t.json"
+    record(SOURCE, 5, 1, cpm=600, seed=0, auto_indent=True).save(trace_path)
+    out = tmp_path / "shared.json"
+    argv = ["shared", "--model", str(hybrid_path), "--trace", str(trace_path), "--windows", "2"]
+    argv += ["--speed", "2", "--max-tokens", "8", "--conversation-tokens", "64"]
+    argv += ["--json", str(out)]
+    assert bench.main(bench.build_parser().parse_args(argv)) == 0
+    table = capsys.readouterr().out
+    assert "RSS, 2 windows shared (host + windows) / 1 window in-process" in table
+    assert "keystroke latency with an API conversation / idle" in table
+    report = json.loads(out.read_text(encoding="utf-8"))
+    windows = report["shared"]["windows"]
+    assert [w["mode"] for w in windows] == ["w1", "w2"]
+    for window in [report["inprocess"], *windows, report["agent"]["idle"]]:
+        assert window["answered"] >= 1 and window["error"] == 0 and window["lost"] == 0
+        assert window["latency_ms"]["median"] >= 75
+        assert window["prefilled_tokens_per_answer"] is not None
+    agent = report["agent"]["agent"]
+    assert agent["answered"] >= 1 and agent["error"] == 0 and agent["lost"] == 0
+    conversation = report["agent"]["conversation"]
+    assert conversation["text_events"] >= 1 and conversation["error_count"] == 0
+    assert report["inprocess"]["rss"]["peak_total_bytes"] > 0
+    rss = report["shared"]["rss"]
+    assert set(rss["peak_bytes"]) == {"host", "w1", "w2"}
+    assert all(v > 0 for v in rss["peak_bytes"].values())
+    assert rss["peak_total_bytes"] >= max(rss["peak_bytes"].values())
+    assert report["ratios"]["rss_shared_total_vs_inprocess"] > 0
+    assert report["ratios"]["agent_vs_idle"]["latency_ms_median"] > 0
+    assert report["settings"]["model.path"] == str(hybrid_path)
+    host = report["host"]
+    assert host["stopped_by"] == "engine stop" and host["runtime_dir_removed"]
+    assert host["api_counters"]["requests"] >= 1
+    assert not Path(host["runtime_dir"]).exists()
+    pids = [host["pid"], report["inprocess"]["pid"], *(w["pid"] for w in windows), agent["pid"]]
+    assert all(isinstance(pid, int) and _gone(pid) for pid in pids), pids

@@ -14,7 +14,10 @@ alone imports llama.cpp): what is measured is the server process, not this clien
 Modules, each importing only those listed before it: ``errors``; ``trace`` (format, buffer,
 recorder, replay plan); ``rpc`` (the JSON-RPC client); ``replay`` (typing in real time);
 ``targets`` (codenook over LSP, llama-server over HTTP); ``report``; ``run`` (one server per
-mode); ``assist`` (``codenook bench assist``); ``cli`` (options, ``record``, dispatch).
+mode); ``assist`` (``codenook bench assist``); ``background`` (an RSS sampler and an
+Anthropic-API conversation, run beside a replay); ``shared`` (``codenook bench shared``: one
+shared engine host for several windows and an agent); ``cli`` (options, ``record``,
+dispatch).
 """
 
 from codenook.devtools.bench.cli import add_arguments, build_parser, main

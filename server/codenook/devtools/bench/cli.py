@@ -54,13 +54,60 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(
         dest="bench_command",
         title="subcommand (optional)",
-        metavar="record SOURCE --out FILE | assist",
+        metavar="record SOURCE --out FILE | assist | shared",
     )
     assist = sub.add_parser(
         "assist", help="time hover (cold / cached) and a streamed code action instead"
     )
     assist.add_argument("--model", dest="assist_model", help="GGUF model file (model.path)")
     assist.add_argument("--json", dest="assist_json", type=Path, metavar="FILE")
+    shared = sub.add_parser(
+        "shared",
+        help="one shared engine host for N windows and an API conversation, against one"
+        " window with its own model (RSS, latency, prefix reuse; one run)",
+    )
+    shared.add_argument(
+        "--model", dest="shared_model", metavar="PATH", help="GGUF model file (model.path)"
+    )
+    shared.add_argument(
+        "--trace", dest="shared_trace", metavar="FILE", type=Path, help="trace file"
+    )
+    shared.add_argument(
+        "--windows",
+        dest="shared_windows",
+        metavar="N",
+        type=int,
+        default=3,
+        help="shared windows (default 3)",
+    )
+    shared.add_argument("--json", dest="shared_json", type=Path, metavar="FILE")
+    shared.add_argument(
+        "--set", dest="shared_set", action="append", metavar="KEY=VALUE", help="one setting"
+    )
+    shared.add_argument(
+        "--speed",
+        dest="shared_speed",
+        metavar="X",
+        type=float,
+        default=1.0,
+        help="typing speed factor",
+    )
+    shared.add_argument(
+        "--max-tokens",
+        dest="shared_max_tokens",
+        metavar="N",
+        type=int,
+        default=DEFAULT_MAX_TOKENS,
+        help=f"completion.maxTokens (default {DEFAULT_MAX_TOKENS})",
+    )
+    shared.add_argument(
+        "--conversation-tokens",
+        dest="shared_conversation_tokens",
+        metavar="N",
+        type=int,
+        default=256,
+        help="max_tokens of each API turn of the agent scenario (default 256)",
+    )
     rec = sub.add_parser("record", help="make a trace by typing lines of an existing file")
     rec.add_argument("source", type=Path, help="the file whose lines are typed")
     rec.add_argument("--out", type=Path, required=True, help="trace file to write")
@@ -142,6 +189,10 @@ def main(args: argparse.Namespace) -> int:
             from codenook.devtools.bench.assist import run_assist
 
             return run_assist(args.assist_model or args.model, args.assist_json or args.json)
+        if args.bench_command == "shared":
+            from codenook.devtools.bench.shared import cmd_shared
+
+            return cmd_shared(args)
         from codenook.devtools.bench.run import cmd_run
 
         return cmd_run(args)

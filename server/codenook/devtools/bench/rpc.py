@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import IO, Any
@@ -18,6 +19,20 @@ from codenook.devtools.bench.errors import BenchError
 # The server runs under this interpreter, so the benchmark measures the installed codenook.
 SERVER_COMMAND = [sys.executable, "-m", "codenook", "serve"]
 REQUEST_CANCELLED = -32800
+# engine.mode for a whole process tree; it wins over the settings a server is sent, so the
+# benchmark sets it for every server it starts (a user's own value must not leak in).
+ENGINE_MODE_ENV = "CODENOOK_ENGINE_MODE"
+RUNTIME_DIR_ENV = "CODENOOK_RUNTIME_DIR"
+
+
+def server_env(mode: str = "inprocess", runtime_dir: str | None = None) -> dict[str, str]:
+    """The environment of a server the benchmark starts: its engine mode always explicit
+    (``inprocess`` unless the scenario measures the shared host), and the shared host's
+    runtime directory when one is given."""
+    env = {**os.environ, ENGINE_MODE_ENV: mode}
+    if runtime_dir is not None:
+        env[RUNTIME_DIR_ENV] = runtime_dir
+    return env
 
 
 class RpcError(Exception):
@@ -142,12 +157,15 @@ class JsonRpcClient:
             await self._reader
 
 
-async def start_server(log: IO[bytes]) -> JsonRpcClient:
-    """A fresh ``codenook serve`` and its client; stderr goes to ``log`` for error reports."""
+async def start_server(log: IO[bytes], env: dict[str, str] | None = None) -> JsonRpcClient:
+    """A fresh ``codenook serve`` and its client; stderr goes to ``log`` for error reports.
+    ``env`` defaults to ``server_env()``: a model of the server's own, never the user's
+    shared engine host (whose settings would not be the ones measured)."""
     process = await asyncio.create_subprocess_exec(
         *SERVER_COMMAND,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=log,
+        env=server_env() if env is None else env,
     )
     return JsonRpcClient(process)

@@ -25,9 +25,11 @@ from codenook.settings import Settings, parse_settings
 
 LLAMA_SERVER = "llama-server"
 # Settings that make a mode; they are applied over --settings/--set, so a mode always wins.
+# Each mode's server loads its own model (the environment says so too, see rpc.server_env):
+# attached to a shared engine host it would measure that host's settings, not the mode's.
 MODE_SETTINGS: dict[str, dict[str, Any]] = {
-    "off": {"engine.prefixCache": False},
-    "on": {"engine.prefixCache": True},
+    "off": {"engine.prefixCache": False, "engine.mode": "inprocess"},
+    "on": {"engine.prefixCache": True, "engine.mode": "inprocess"},
 }
 
 

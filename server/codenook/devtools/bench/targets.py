@@ -34,10 +34,17 @@ READY_TIMEOUT_S = 300.0  # a large model on a slow disk takes minutes to load
 class CodenookTarget:
     """A ``codenook serve`` subprocess driven like an editor drives it."""
 
-    def __init__(self, settings: dict[str, Any], trace: Trace, root: Path) -> None:
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        trace: Trace,
+        root: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.settings = settings
         self.trace = trace
         self.root = root
+        self.env = env  # None: rpc.server_env(), an in-process model
         self.uri = (root / trace.uri_path).as_uri()
         self.process: asyncio.subprocess.Process | None = None
         self.rpc: JsonRpcClient | None = None
@@ -48,7 +55,7 @@ class CodenookTarget:
     async def start(self) -> dict[str, Any]:
         """Start the server, open the document, wait for the model; the first stats."""
         loop = asyncio.get_running_loop()
-        self.rpc = await start_server(self.log)
+        self.rpc = await start_server(self.log, self.env)
         self.process = self.rpc.process
         root_uri = self.root.as_uri()
         await self.rpc.call(
@@ -73,17 +80,7 @@ class CodenookTarget:
         )
         started = loop.time()
         await self.rpc.notify("initialized", {})
-        await self.rpc.notify(
-            "textDocument/didOpen",
-            {
-                "textDocument": {
-                    "uri": self.uri,
-                    "languageId": self.trace.language_id,
-                    "version": 1,
-                    "text": self.trace.initial_text,
-                }
-            },
-        )
+        await self._open()
         deadline = started + READY_TIMEOUT_S
         while True:
             stats = await self.stats()
@@ -95,6 +92,26 @@ class CodenookTarget:
             if loop.time() > deadline:
                 raise BenchError(f"the engine was not ready after {READY_TIMEOUT_S:.0f} s: {stats}")
             await asyncio.sleep(0.05)
+
+    async def open_in(self, other: CodenookTarget) -> None:
+        """Replay into ``other``'s running server (the same window) with this target's own
+        document: only ``didOpen`` is sent; ``other`` stops the server."""
+        self.rpc, self.process = other.rpc, other.process
+        await self._open()
+
+    async def _open(self) -> None:
+        assert self.rpc is not None
+        await self.rpc.notify(
+            "textDocument/didOpen",
+            {
+                "textDocument": {
+                    "uri": self.uri,
+                    "languageId": self.trace.language_id,
+                    "version": 1,
+                    "text": self.trace.initial_text,
+                }
+            },
+        )
 
     async def stats(self) -> dict[str, Any]:
         assert self.rpc is not None
