@@ -17,7 +17,7 @@ from codenook.engine.protocol import (
     run_to_end,
     tokenize_parts,
 )
-from codenook.engine.scheduler import EngineWorker, Job, Priority, lane_of
+from codenook.engine.scheduler import EngineWorker, Job, Priority, Superseded, lane_of
 
 AGENT_LANE = lane_of(Priority.AGENT)
 HEADER = "<|im_start|>system\nYou are a coding agent. Use tools.<|im_end|>\n<|im_start|>user\n"
@@ -293,3 +293,37 @@ async def test_code_action_and_agent_step_interleave_in_separate_lanes(
     assert urgent[0].done.is_set() and urgent[0].result is not None
     assert urgent[0].result.text == expected_action.text
     assert worker.preemptions == 1
+
+
+@pytest.mark.anyio
+async def test_a_keystroke_behind_a_parked_guess_does_not_wait_for_an_agent_step(
+    reference: LlamaEngine, worker: EngineWorker
+) -> None:
+    """A speculative guess parked for an agent step holds lane 0; a keystroke queued for lane 0
+    must not wait for the whole agent step: the guess is dropped and the keystroke runs."""
+    quick = reference.generate(GenerationRequest(SHORT, max_tokens=4), never, 0)
+    keystroke: list[Job] = []
+    agent_jobs: list[Job] = []
+    agent_tokens: list[bool] = []  # per agent token: whether the keystroke had ended
+    submit_keystroke = _submitting_on_first_token(
+        worker, GenerationRequest(SHORT, max_tokens=4), Priority.COMPLETION, keystroke
+    )
+
+    def agent_text(piece: str) -> None:
+        submit_keystroke(piece)
+        agent_tokens.append(keystroke[0].done.is_set())
+
+    agent = GenerationRequest(ACTION, max_tokens=120, on_text=agent_text)
+
+    def start_agent(_piece: str) -> None:
+        if not agent_jobs:
+            agent_jobs.append(worker.submit(agent, Priority.AGENT))
+
+    guess = GenerationRequest(ACTION, max_tokens=120, on_text=start_agent)
+    with pytest.raises(Superseded):  # the keystroke is for the guess's document
+        await worker.generate(guess, Priority.SPECULATIVE, key="doc")
+    assert agent_jobs[0].done.wait(60) and agent_jobs[0].result is not None
+    assert keystroke[0].done.is_set() and keystroke[0].result is not None
+    assert keystroke[0].result.text == quick.text
+    # The keystroke ended right after the agent step's first token, not after its last.
+    assert len(agent_tokens) > 3 and agent_tokens[1:3] == [True, True], agent_tokens[:5]

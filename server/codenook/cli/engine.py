@@ -138,11 +138,18 @@ def _stop() -> int:
         return 1
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _running(pid):
             print(f"codenook engine: stopped the host (pid {pid})")
             return 0
         time.sleep(0.1)
     print(f"codenook engine: the host (pid {pid}) is still ending", file=sys.stderr)
     return 1
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a host whose parent has not reaped it has ended all the same)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False

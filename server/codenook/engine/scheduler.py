@@ -241,7 +241,7 @@ class EngineWorker:
                 candidates = [j for j in self._queue if j.lane not in busy]
                 candidates += list(self._parked.values())
                 if candidates:
-                    job = min(candidates)
+                    job = min(candidates, key=self._rank)
                     if job in self._queue:
                         self._queue.remove(job)
                         heapq.heapify(self._queue)
@@ -249,6 +249,17 @@ class EngineWorker:
                     self._state = "generating"
                     return job
                 self._cv.wait()
+
+    def _rank(self, job: Job) -> tuple[int, int]:
+        """A parked job is as urgent as the most urgent job waiting for its lane: a keystroke
+        queued behind a parked guess must not wait for every other lane's work. A parked
+        guess (speculative) is dropped instead, as it would be if it were running."""
+        if self._parked.get(job.lane) is not job:
+            return (job.priority, job.seq)
+        waiting = [j.priority for j in self._queue if j.lane == job.lane and not j.cancelled]
+        if waiting and job.priority == Priority.SPECULATIVE and min(waiting) < job.priority:
+            job.cancel()  # resumed first, it ends at its next step and frees the lane
+        return (min([job.priority, *waiting]), job.seq)
 
     def _run(self) -> None:
         with self._cv:

@@ -141,8 +141,11 @@ class SharedHost:
         """New load-time settings: reattach, so the host compares them and says what differs."""
         self.reloads += 1
         self._settings = settings
-        self._reattach = True
-        self._close_socket()
+        with self._lock:
+            attached = self._sock is not None
+        if attached:  # before the first attach there is nothing to redo
+            self._reattach = True
+            self._close_socket()
 
     @property
     def started(self) -> bool:

@@ -106,8 +106,9 @@ class EngineDaemon:
         try:
             return asyncio.run(self._serve())
         finally:
-            with contextlib.suppress(OSError):
-                self.paths.socket.unlink()
+            for stale in (self.paths.socket, self.paths.token):
+                with contextlib.suppress(OSError):
+                    stale.unlink()
             os.close(lock)
 
     async def _serve(self) -> int:
