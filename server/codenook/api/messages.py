@@ -8,7 +8,6 @@ content blocks (reply.py); this module only speaks the API's shapes.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -32,7 +31,7 @@ from codenook.api.reply import (
     ToolUse,
     new_id,
 )
-from codenook.api.service import Outcome, Prepared, Responder, Service
+from codenook.api.service import Outcome, Prepared, Responder, Service, drive
 
 Event = tuple[str, dict[str, Any]]
 
@@ -308,16 +307,13 @@ async def create(service: Service, body: Mapping[str, Any], response: Responder)
     if stream:
         await response.start_events()
         await response.events(start_events(msg_id, model, prepared))
-    outcome: Outcome | None = None
-    async with contextlib.aclosing(service.run(prepared)) as pieces:
-        async for item in pieces:
-            if isinstance(item, Outcome):
-                outcome = item
-                break
-            ops = assembler.feed(item)
-            if stream and ops:
-                await response.events(op_events(ops))
-    assert outcome is not None
+
+    async def piece(item: str) -> None:
+        ops = assembler.feed(item)
+        if stream and ops:
+            await response.events(op_events(ops))
+
+    outcome = await drive(service, prepared, piece)
     ops = assembler.close()
     content = assembler.content
     service.memory.remember(content, outcome.text)

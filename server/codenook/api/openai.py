@@ -7,7 +7,6 @@ the way llama-server does, so a client can write its own template or FIM prompt.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections.abc import Mapping
@@ -15,7 +14,7 @@ from typing import Any
 
 from codenook.api.convert import ApiError, Conversation, ToolDef, Turn, assistant_text, invalid
 from codenook.api.reply import ReplyAssembler, TextDelta, ToolUse, new_id
-from codenook.api.service import Outcome, Responder, Service
+from codenook.api.service import Outcome, Responder, Service, drive
 
 FINISH = {"length": "length", "cancelled": "stop"}
 
@@ -178,16 +177,13 @@ async def chat(service: Service, body: Mapping[str, Any], response: Responder) -
     if stream:
         await response.start_events()
         await response.events([chunk({"role": "assistant", "content": ""})])
-    outcome: Outcome | None = None
-    async with contextlib.aclosing(service.run(prepared)) as pieces:
-        async for item in pieces:
-            if isinstance(item, Outcome):
-                outcome = item
-                break
-            ops = assembler.feed(item)
-            if stream and ops:
-                await response.events(deltas(ops))
-    assert outcome is not None
+
+    async def piece(item: str) -> None:
+        ops = assembler.feed(item)
+        if stream and ops:
+            await response.events(deltas(ops))
+
+    outcome = await drive(service, prepared, piece)
     tail = assembler.close()
     content = assembler.content
     service.memory.remember(content, outcome.text)
@@ -240,15 +236,12 @@ async def completions(service: Service, body: Mapping[str, Any], response: Respo
 
     if stream:
         await response.start_events()
-    outcome: Outcome | None = None
-    async with contextlib.aclosing(service.run(prepared)) as pieces:
-        async for item in pieces:
-            if isinstance(item, Outcome):
-                outcome = item
-                break
-            if stream:
-                await response.events([(None, chunk(item, None))])
-    assert outcome is not None
+
+    async def piece(item: str) -> None:
+        if stream:
+            await response.events([(None, chunk(item, None))])
+
+    outcome = await drive(service, prepared, piece)
     finish = finish_reason(outcome, False)
     if stream:
         last = chunk("", finish)

@@ -8,8 +8,9 @@ turn of the conversation extends that prompt and the engine reads only the new t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -236,3 +237,16 @@ async def collect(stream: AsyncGenerator[str | Outcome, None]) -> Outcome:
             outcome = item
     assert outcome is not None
     return outcome
+
+
+async def drive(
+    service: Service, prepared: Prepared, on_piece: Callable[[str], Awaitable[None]]
+) -> Outcome:
+    """Run ``prepared`` to its outcome, handing each streamed piece on; if the consumer fails
+    (the client went away), closing the stream cancels the engine job."""
+    async with contextlib.aclosing(service.run(prepared)) as pieces:
+        async for item in pieces:
+            if isinstance(item, Outcome):
+                return item
+            await on_piece(item)
+    raise RuntimeError("the generation ended without an outcome")
