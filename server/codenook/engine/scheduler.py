@@ -237,6 +237,7 @@ class EngineWorker:
                     dropped.result = GenerationResult("", "cancelled")
                     dropped.done.set()
                 heapq.heapify(self._queue)
+                self._drop_overtaken_guesses()
                 busy = {j.lane for j in self._parked.values()}
                 candidates = [j for j in self._queue if j.lane not in busy]
                 candidates += list(self._parked.values())
@@ -250,16 +251,23 @@ class EngineWorker:
                     return job
                 self._cv.wait()
 
+    def _waiting_for(self, lane: int) -> list[int]:
+        return [j.priority for j in self._queue if j.lane == lane and not j.cancelled]
+
+    def _drop_overtaken_guesses(self) -> None:
+        """A parked guess (speculative) with real work queued for its lane is dropped, as it
+        would be if it were running; resumed first (see ``_rank``), it ends at its next step."""
+        for job in self._parked.values():
+            waiting = self._waiting_for(job.lane)
+            if job.priority == Priority.SPECULATIVE and waiting and min(waiting) < job.priority:
+                job.cancel()
+
     def _rank(self, job: Job) -> tuple[int, int]:
         """A parked job is as urgent as the most urgent job waiting for its lane: a keystroke
-        queued behind a parked guess must not wait for every other lane's work. A parked
-        guess (speculative) is dropped instead, as it would be if it were running."""
+        queued behind a parked job must not wait for every other lane's work."""
         if self._parked.get(job.lane) is not job:
             return (job.priority, job.seq)
-        waiting = [j.priority for j in self._queue if j.lane == job.lane and not j.cancelled]
-        if waiting and job.priority == Priority.SPECULATIVE and min(waiting) < job.priority:
-            job.cancel()  # resumed first, it ends at its next step and frees the lane
-        return (min([job.priority, *waiting]), job.seq)
+        return (min([job.priority, *self._waiting_for(job.lane)]), job.seq)
 
     def _run(self) -> None:
         with self._cv:

@@ -348,9 +348,9 @@ class SharedHost:
                     " `codenook engine stop` to restart it with this window's settings, or"
                     " set engine.mode to inprocess."
                 )
-            self._status_message(message, str(message.get("model") or ""))
+            self._status_message(message)
         elif op == "status":
-            self._status_message(message, self._vocab_path or "")
+            self._status_message(message)
         elif op == "refused":
             self._set_status(Status("failed", 0, 0.0, f"the engine host refused: {message}"))
 
@@ -380,7 +380,7 @@ class SharedHost:
                 job.error = EngineError(str(message.get("message") or "the engine failed"))
         job.done.set()
 
-    def _status_message(self, message: dict[str, Any], model: str) -> None:
+    def _status_message(self, message: dict[str, Any]) -> None:
         status = wire.status_from_wire(message.get("status") or {})
         info = message.get("info")
         if info is not None and (self._engine is None or self._vocab_path != info.get("path")):
@@ -390,7 +390,7 @@ class SharedHost:
                 status = Status("failed", 0, 0.0, str(exc))
         self._update_counters(message)
         self._set_status(status)
-        if status.state not in ("loading",):
+        if status.state != "loading":
             self._loaded.set()
 
     def _load_vocab(self, info: ModelInfo) -> None:

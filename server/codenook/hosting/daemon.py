@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codenook.app import model_loader
 from codenook.engine.host import EngineHost
@@ -32,6 +32,9 @@ from codenook.hosting import wire
 from codenook.hosting.paths import HostPaths, new_token
 from codenook.hosting.wire import differences, fingerprint
 from codenook.settings import Settings
+
+if TYPE_CHECKING:
+    from codenook.api.http import ApiServer
 
 
 @dataclass
@@ -83,7 +86,7 @@ class EngineDaemon:
         self._numbers = iter(range(1, 1 << 62))
         self._stopping: asyncio.Event | None = None
         self._token = ""
-        self._api: Any = None
+        self._api: ApiServer | None = None
         self._started = time.time()
         self.api_address: str | None = None
 
@@ -180,7 +183,7 @@ class EngineDaemon:
         idle_since = time.monotonic()
         while True:
             await asyncio.sleep(0.5)
-            api_busy = bool(getattr(self._api, "active", 0)) if self._api is not None else False
+            api_busy = self._api is not None and self._api.active > 0
             windows = [c for c in self._clients.values() if c.kind == "window"]
             if windows or api_busy or self.host.status().queue_length:
                 idle_since = time.monotonic()
@@ -233,9 +236,7 @@ class EngineDaemon:
             ],
             "windowLanes": self.windows,
             "api": f"http://{self.api_address}" if self.api_address else None,
-            "apiCounters": dict(vars(getattr(self._api, "counters", None) or object()))
-            if self._api is not None and hasattr(getattr(self._api, "counters", None), "__dict__")
-            else None,
+            "apiCounters": self._api.stats() if self._api is not None else None,
             "idleExitS": self.idle_exit_s,
             "counters": vars(engine.counters) if engine is not None else None,
             "preemptions": self.host.preemptions,
