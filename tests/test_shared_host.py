@@ -464,3 +464,16 @@ def test_new_settings_in_a_window_attach_again_and_are_compared_not_reloaded(
         assert reply["result"]["items"], reply
     finally:
         client.kill()
+
+
+def test_garbage_on_the_socket_is_answered_and_the_host_keeps_serving(
+    host_process: dict[str, str],
+) -> None:
+    path = str(Path(host_process["CODENOOK_RUNTIME_DIR"]) / "engine.sock")
+    for garbage in (b"not json\n", b"[1, 2]\n", b"\xff\xfe\n"):
+        with contextlib.closing(socket.socket(socket.AF_UNIX)) as sock:
+            sock.connect(path)
+            sock.sendall(garbage)
+            answer = wire.decode(sock.makefile("rb").readline())
+        assert answer["op"] == "protocol-error" and answer["message"], garbage
+    assert engine(host_process, "status").returncode == 0

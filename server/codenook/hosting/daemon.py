@@ -273,10 +273,10 @@ class EngineDaemon:
                 self._handle(client, wire.decode(line))
                 await writer.drain()
         except (asyncio.TimeoutError, ValueError, KeyError, TypeError, ConnectionError) as exc:
-            if client is None:
-                return
+            # Whoever sent it learns why the connection ends (first message: a hello).
             with contextlib.suppress(Exception):
-                client.send({"op": "protocol-error", "message": str(exc)})
+                writer.write(wire.encode({"op": "protocol-error", "message": str(exc)}))
+                await writer.drain()
         finally:
             if client is not None:
                 self._clients.pop(client.number, None)
