@@ -37,6 +37,10 @@ MODE_ENV = "CODENOOK_ENGINE_MODE"
 
 
 def engine_mode(settings: Settings) -> str:
+    """Where the engine runs. A remote backend has no model memory to share, so each
+    window talks to the server itself."""
+    if settings.engine.backend == "openai":
+        return "inprocess"
     return os.environ.get(MODE_ENV) or settings.engine.mode
 
 
@@ -47,6 +51,11 @@ def model_loader(
     the editor windows that get a lane of their own (a shared engine host's)."""
 
     def load() -> Engine:
+        if settings.engine.backend == "openai":
+            from codenook.engine.remote import RemoteEngine
+            from codenook.engine.remote_http import RemoteConfig
+
+            return RemoteEngine(RemoteConfig.from_settings(settings))
         from codenook.engine.llama import LlamaEngine
 
         try:

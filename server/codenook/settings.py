@@ -110,6 +110,55 @@ class EngineSettings:
         maximum=16,
         reloads_model=True,
     )
+    backend: str = _setting(
+        "llama",
+        "llama: the model runs in codenook (in-process or the shared engine host); openai: on"
+        " an OpenAI-compatible server at engine.url (vLLM, SGLang, llama-server, Ollama).",
+        reloads_model=True,
+        choices=("llama", "openai"),
+    )
+    url: str | None = _setting(
+        None,
+        "The OpenAI-compatible server's base URL (engine.backend openai), e.g."
+        " http://gpu-box:8000/v1.",
+        optional=True,
+        reloads_model=True,
+    )
+    model: str | None = _setting(
+        None,
+        "The model name the server serves; unset: the first one its /v1/models lists.",
+        optional=True,
+        reloads_model=True,
+    )
+    apiKeyEnv: str | None = _setting(
+        None,
+        "Name of the environment variable that holds the server's API key (keys never live in"
+        " settings files); unset: no key is sent.",
+        optional=True,
+        reloads_model=True,
+    )
+    timeoutS: int = _setting(
+        30,
+        "Seconds to wait for the server to connect, to start answering and between two pieces"
+        " of a streamed answer.",
+        minimum=1,
+        maximum=3600,
+        reloads_model=True,
+    )
+    caFile: str | None = _setting(
+        None,
+        "A CA bundle (PEM) to verify an https engine.url against, for a team server with its"
+        " own certificate authority; TLS is always verified.",
+        optional=True,
+        reloads_model=True,
+    )
+    promptFormat: str = _setting(
+        "auto",
+        "How the server's model spells its FIM markers: auto (ask the server's tokenize"
+        " endpoint), qwen (Qwen2.5/Qwen3-Coder markers), none (no FIM: prefix-only prompts).",
+        reloads_model=True,
+        choices=("auto", "qwen", "none"),
+    )
 
 
 @dataclass(frozen=True)
