@@ -147,7 +147,7 @@ class RemoteEngine:
         found.template_source = (
             "the server's /props"
             if template
-            else "ChatML (Qwen's format; the server hides its own)"
+            else "ChatML (Qwen's format; the server does not publish its own)"
         )
         found.tokenizer = self._token_count("a") is not None
         if found.tokenizer:
