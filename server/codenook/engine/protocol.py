@@ -38,6 +38,10 @@ class EngineError(RuntimeError):
     """The model could not be loaded or a generation failed; the message is meant for users."""
 
 
+class EngineUnreachable(EngineError):
+    """The model lives on a server that cannot be reached now; loading is tried again later."""
+
+
 @dataclass(frozen=True)
 class FimTokens:
     """The fill-in-the-middle markers of a vocabulary, as text; None where the model lacks one."""

@@ -28,6 +28,7 @@ from typing import Any
 from codenook.engine.protocol import (
     EngineCounters,
     EngineError,
+    EngineUnreachable,
     FimTokens,
     GenerationRequest,
     GenerationResult,
@@ -111,7 +112,12 @@ class RemoteEngine:
 
     def _describe(self) -> ModelInfo:
         config, found = self.config, self.discovery
-        listing = self.http.json("GET", "/v1/models")
+        try:
+            listing = self.http.json("GET", "/v1/models")
+        except ServerError as exc:
+            if exc.status in (502, 503):  # still loading its model, or a proxy before it
+                raise EngineUnreachable(str(exc)) from exc
+            raise
         entries = listing.get("data") if isinstance(listing, dict) else None
         entries = [e for e in entries or [] if isinstance(e, dict) and e.get("id")]
         found.models = [str(e["id"]) for e in entries]
@@ -335,7 +341,7 @@ class RemoteEngine:
             try:
                 conn, response = self.http.open("POST", "/v1/completions", body)
             except EngineError as exc:
-                retry = isinstance(exc.__cause__, ConnectionRefusedError | ConnectionResetError)
+                retry = isinstance(exc.__cause__, ConnectionError)
                 if not retry or attempt >= len(RETRY_DELAYS_S):
                     raise
             else:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from codenook.engine.protocol import EngineError
+from codenook.engine.protocol import EngineError, EngineUnreachable
 
 
 @dataclass(frozen=True)
@@ -141,12 +141,12 @@ class Http:
                 " bundle that signed the server's certificate"
             )
         if isinstance(exc, TimeoutError | socket.timeout):
-            return EngineError(
+            return EngineUnreachable(
                 f"the model server at {self.url} did not answer within engine.timeoutS"
                 f" ({self.timeout_s:g} s)"
             )
-        if isinstance(exc, ConnectionRefusedError | socket.gaierror):
-            return EngineError(
+        if isinstance(exc, ConnectionError | socket.gaierror):
+            return EngineUnreachable(
                 f"cannot reach the model server at {self.url} ({exc}): start it, or fix engine.url"
             )
         return EngineError(f"the connection to the model server at {self.url} failed: {exc}")

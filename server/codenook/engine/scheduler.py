@@ -26,7 +26,17 @@ from typing import Literal
 
 import anyio
 
-from codenook.engine.protocol import Engine, EngineError, GenerationRequest, GenerationResult, Step
+from codenook.engine.protocol import (
+    Engine,
+    EngineError,
+    EngineUnreachable,
+    GenerationRequest,
+    GenerationResult,
+    Step,
+)
+
+# Seconds between tries to reach a model that lives elsewhere: the first wait, the longest.
+RETRY_LOAD_S = (2.0, 30.0)
 
 
 class Priority(enum.IntEnum):
@@ -278,18 +288,30 @@ class EngineWorker:
             self._loaded.set()
             self._publish()
             return
-        try:
-            self.engine = self._loader()
-        except Exception as exc:
-            message = str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
-            with self._cv:
-                self._error = message
-                self._state = "failed"
-            self._loaded.set()
-            self._publish()
-            self._fail_forever()
-            return
+        delay = RETRY_LOAD_S[0]
+        while True:
+            try:
+                self.engine = self._loader()
+                break
+            except Exception as exc:
+                message = (
+                    str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
+                )
+                with self._cv:
+                    self._error = message
+                    self._state = "failed"
+                self._loaded.set()
+                self._publish()
+                if not isinstance(exc, EngineUnreachable):
+                    self._fail_forever()
+                    return
+                # A server that is down now may be up in a while: keep failing jobs at once
+                # with the message, and try again with backoff.
+                if not self._fail_forever(time.monotonic() + delay):
+                    return
+                delay = min(delay * 2, RETRY_LOAD_S[1])
         with self._cv:
+            self._error = None
             self._state = "idle" if not self._stopping else "stopped"
         self._loaded.set()
         self._publish()
@@ -356,15 +378,19 @@ class EngineWorker:
             job.error = exc if isinstance(exc, EngineError) else EngineError(str(exc))
         job.done.set()
 
-    def _fail_forever(self) -> None:
-        """Without a model every job fails at once with the load error."""
+    def _fail_forever(self, until: float | None = None) -> bool:
+        """Without a model every job fails at once with the load error; until ``until``
+        (monotonic) when given: then True says it is time to load again."""
         while True:
             with self._cv:
                 while not self._queue and not self._stopping:
-                    self._cv.wait()
+                    left = None if until is None else until - time.monotonic()
+                    if left is not None and left <= 0:
+                        return True
+                    self._cv.wait(left)
                 if self._stopping:
                     self._state = "stopped"
-                    return
+                    return False
                 jobs, self._queue = self._queue, []
             for job in jobs:
                 job.error = EngineError(self._error or "model unavailable")
