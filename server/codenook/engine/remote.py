@@ -105,6 +105,7 @@ class RemoteEngine:
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self.info = self._describe()
+        self._markers = {*self.info.fim.markers(), *END_SPELLINGS, "<|im_start|>"}
         self._watchdog = threading.Thread(target=self._watch, name="codenook-remote", daemon=True)
         self._watchdog.start()
 
@@ -254,6 +255,15 @@ class RemoteEngine:
                 return counted
         return max(1, math.ceil(len(text) / self.discovery.chars_per_token))
 
+    def _defuse(self, text: str) -> str:
+        """User text that spells a marker stays text: the server parses markers anywhere in a
+        string prompt (in-process, text parts are never parsed), so one invisible character
+        (U+2060) goes after the marker's first character."""
+        for marker in self._markers:
+            if marker in text:
+                text = text.replace(marker, f"{marker[0]}\u2060{marker[1:]}")
+        return text
+
     def generate(
         self, request: GenerationRequest, cancelled: Callable[[], bool], lane: int = 0
     ) -> GenerationResult:
@@ -265,7 +275,10 @@ class RemoteEngine:
         """One streamed completion; yields after every piece so the scheduler can pre-empt.
         The server keeps no lane of ours: ``lane`` only matters in-process."""
         started = time.perf_counter()
-        prompt = "".join(text for text, _ in prompt_parts(request.prompt))
+        prompt = "".join(
+            text if special else self._defuse(text)
+            for text, special in prompt_parts(request.prompt)
+        )
         body: dict[str, Any] = {
             "model": self.model,
             "prompt": prompt,
