@@ -32,6 +32,13 @@ export const SERVER_SETTINGS: readonly ServerSetting[] = [
   { key: 'engine.mode', type: 'string', default: 'auto', enum: ['auto', 'shared', 'inprocess'] },
   { key: 'engine.idleExitS', type: 'integer', default: 600, minimum: 0, maximum: 604800 },
   { key: 'engine.windows', type: 'integer', default: 4, minimum: 1, maximum: 16 },
+  { key: 'engine.backend', type: 'string', default: 'llama', enum: ['llama', 'openai'] },
+  { key: 'engine.url', type: 'string', default: null },
+  { key: 'engine.model', type: 'string', default: null },
+  { key: 'engine.apiKeyEnv', type: 'string', default: null },
+  { key: 'engine.timeoutS', type: 'integer', default: 30, minimum: 1, maximum: 3600 },
+  { key: 'engine.caFile', type: 'string', default: null },
+  { key: 'engine.promptFormat', type: 'string', default: 'auto', enum: ['auto', 'qwen', 'none'] },
   { key: 'completion.enabled', type: 'boolean', default: true },
   { key: 'completion.speculative', type: 'boolean', default: true },
   { key: 'completion.maxTokens', type: 'integer', default: 64, minimum: 1, maximum: 2048 },
@@ -69,8 +76,10 @@ export const SERVER_SETTINGS: readonly ServerSetting[] = [
  * Server settings forced in an untrusted workspace (VS Code's Restricted Mode): the folder may
  * be hostile, so the server must not walk and parse it in the background. What the editor has
  * open is still completed, explained and refactored. Agent tasks are refused by the extension
- * itself (and the workspace's own agent.allowCommands and agent.readSecrets are VS Code
- * restrictedConfigurations).
+ * itself (and the workspace's own agent.allowCommands and agent.readSecrets, and the remote
+ * server's engine.backend, engine.url, engine.apiKeyEnv and engine.caFile, are VS Code
+ * restrictedConfigurations: a hostile folder must not send your code, or the environment
+ * variable of its choosing, to a server of its choosing).
  */
 export const RESTRICTED_SETTINGS: Readonly<Record<string, SettingValue>> = { 'index.enabled': false };
 

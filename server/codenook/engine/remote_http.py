@@ -1,8 +1,9 @@
 """HTTP to an OpenAI-compatible server, and the one message each way of failing deserves.
 
 Standard library only (``http.client``): a request is one connection, every wait is bounded by
-``engine.timeoutS``, TLS is always verified (``engine.caFile`` adds a team's own authority),
-and the API key comes from the environment variable the settings name, never from a file.
+``engine.timeoutS``, TLS is always verified (``engine.caFile`` replaces the system's
+authorities with a team's own), and the API key comes from the environment variable the
+settings name, never from a file.
 """
 
 from __future__ import annotations
