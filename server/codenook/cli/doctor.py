@@ -7,11 +7,15 @@ import platform
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from codenook import __version__
 from codenook.engine.models import NoModel, embedded_default, resolve_model_path
 from codenook.engine.protocol import EngineError, FimTokens, ModelInfo
 from codenook.settings import Settings
+
+if TYPE_CHECKING:
+    from codenook.engine.remote import Discovery
 
 GIB = 1024**3
 
@@ -193,9 +197,7 @@ def _remote_section(report: Report, settings: Settings) -> bool:
         report.fact("chat template", found.template_source)
         report.fact(
             "token counts",
-            "the server's /tokenize"
-            if found.tokenizer
-            else f"estimated ({found.chars_per_token:g} characters per token; no /tokenize)",
+            _counts(found),
         )
         report.fact("FIM tokens", found.fim_source)
         for name, prompt in _probes(info.fim):
@@ -213,6 +215,16 @@ def _remote_section(report: Report, settings: Settings) -> bool:
         return True
     finally:
         engine.close()
+
+
+def _counts(found: Discovery) -> str:
+    estimate = f"estimated ({found.chars_per_token:.2f} characters per token"
+    if not found.tokenizer:
+        return estimate + "; the server has no /tokenize)"
+    trip = f"{found.round_trip_s * 1000:.1f} ms"
+    if found.exact_counts:
+        return f"the server's /tokenize (round trip {trip})"
+    return estimate + f", calibrated by /tokenize; its round trip {trip} is too slow per line)"
 
 
 def _probes(fim: FimTokens) -> list[tuple[str, str]]:

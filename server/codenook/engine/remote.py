@@ -72,6 +72,12 @@ CALIBRATION = (
 )
 DEFAULT_CHARS_PER_TOKEN = 3.5  # Qwen's vocabulary on source code
 RETRY_DELAYS_S = (0.25, 0.5, 1.0)  # before any answer arrived only: safe to send again
+# After /tokenize failed (silent or gone), counts are estimated for this long: they run on
+# the editor's thread, which must not wait engine.timeoutS for every line.
+TOKENIZE_PAUSE_S = 30.0
+# The slowest /tokenize round trip at which budgets still count every line through it: the
+# first completion in a file counts ~150 lines (0.45 s at this figure, then cached).
+EXACT_COUNT_TRIP_S = 0.003
 WATCH_S = 0.02
 
 # A stream as opened: the connection and its response (None for both when cancelled first).
@@ -85,6 +91,10 @@ class Discovery:
     server: str = "OpenAI-compatible"
     models: list[str] = field(default_factory=list)
     tokenizer: bool = False  # the server answers /tokenize
+    # Budgets count with it (one round trip per new line) only when that is cheap; over a
+    # slow link they use the calibrated estimate so the editor never waits on the network.
+    exact_counts: bool = False
+    round_trip_s: float = 0.0
     chars_per_token: float = DEFAULT_CHARS_PER_TOKEN
     fim_source: str = ""
     context_source: str = ""
@@ -104,8 +114,12 @@ class RemoteEngine:
         self._active: list[tuple[http.client.HTTPConnection, Callable[[], bool], float]] = []
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self._tokenize_paused_until = 0.0
         self.info = self._describe()
-        self._markers = {*self.info.fim.markers(), *END_SPELLINGS, "<|im_start|>"}
+        # Every Qwen-style spelling, known to be a marker here or not (promptFormat none on a
+        # Qwen server would otherwise let user text through as markers), and this model's own.
+        qwen_style = {m for spellings in FIM_SPELLINGS.values() for m in spellings if "<|" in m}
+        self._markers = {*qwen_style, *self.info.fim.markers(), *END_SPELLINGS, "<|im_start|>"}
         self._watchdog = threading.Thread(target=self._watch, name="codenook-remote", daemon=True)
         self._watchdog.start()
 
@@ -158,8 +172,14 @@ class RemoteEngine:
         )
         found.tokenizer = self._token_count("a") is not None
         if found.tokenizer:
-            counted = self._token_count(CALIBRATION) or 1
+            trips = []
+            for _ in range(3):
+                began = time.perf_counter()
+                counted = self._token_count(CALIBRATION) or 1
+                trips.append(time.perf_counter() - began)
             found.chars_per_token = len(CALIBRATION) / counted
+            found.round_trip_s = min(trips)
+            found.exact_counts = found.round_trip_s <= EXACT_COUNT_TRIP_S
         fim, eos = self._fim()
         return ModelInfo(
             path=model,
@@ -246,11 +266,15 @@ class RemoteEngine:
     def _count(self, text: str) -> int:
         if not text:
             return 0
-        if self.discovery.tokenizer and not self._closed.is_set():
+        usable = time.monotonic() >= self._tokenize_paused_until
+        if self.discovery.exact_counts and usable and not self._closed.is_set():
             try:
                 counted = self._token_count(text)
             except EngineError:
-                counted = None  # server gone meanwhile: estimate rather than fail a budget
+                # Server gone or silent meanwhile: estimate rather than fail a budget, and
+                # do not wait for it again on every line.
+                self._tokenize_paused_until = time.monotonic() + TOKENIZE_PAUSE_S
+                counted = None
             if counted is not None:
                 return counted
         return max(1, math.ceil(len(text) / self.discovery.chars_per_token))
@@ -305,6 +329,14 @@ class RemoteEngine:
         first: float | None = None
         try:
             for chunk in self._chunks(response, cancelled, deadline):
+                # Pieces a fast server already buffered must not outlive a cancel or the
+                # budget: the in-process engine checks both before every token.
+                if cancelled():
+                    result.stop_reason = "cancelled"
+                    break
+                if time.perf_counter() >= deadline:
+                    result.stop_reason = "time"
+                    break
                 if "usage" in chunk or "timings" in chunk:
                     self._account(chunk, result)
                 piece, finish = _choice(chunk)

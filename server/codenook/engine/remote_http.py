@@ -161,6 +161,9 @@ class Http:
             fix = "check engine.url (the base URL, ending in /v1) and engine.model"
         elif status == 400:
             fix = "the prompt may exceed the server's context length (its --max-model-len / -c)"
+        elif status in (502, 503):
+            fix = "the server is still loading its model or is overloaded (or a proxy before it"
+            fix += " is); codenook tries again, see the server's log if it lasts"
         elif status >= 500:
             fix = "see the server's log"
         else:

@@ -184,8 +184,11 @@ class CodenookServer(LanguageServer):
             },
         )
         if status.state == "failed" and status.error:
+            remote = self.settings.engine.backend == "openai"
             self.problem(
-                f"model unavailable: {status.error}", "model-unavailable", setting="model.path"
+                f"model unavailable: {status.error}",
+                "model-unavailable",
+                setting="engine.url" if remote else "model.path",
             )
         if status.state == "loading" and self._loading is None:
             self._loading = Progress(self, "codenook: loading model")
