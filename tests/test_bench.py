@@ -11,7 +11,12 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -232,6 +237,103 @@ def test_llama_server_mode_is_skipped_without_the_binary(tmp_path: Path, capsys)
     argv += ["--llama-server", str(tmp_path / "missing")]
     assert bench.main(bench.build_parser().parse_args(argv)) == 1  # nothing else to run
     assert "skipping llama-server" in capsys.readouterr().err
+
+
+class FakeOpenAI(BaseHTTPRequestHandler):
+    """An OpenAI-compatible server in a few lines: one model, no /props, no /tokenize; each
+    streamed completion reports usage with all but 3 prompt tokens cached."""
+
+    bodies: ClassVar[list[dict]] = []
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, status: int, data: bytes, kind: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path == "/v1/models":
+            self._send(200, json.dumps({"data": [{"id": "fake-coder"}]}).encode())
+        else:
+            self._send(404, b'{"error": {"message": "not found"}}')
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.path != "/v1/completions":
+            self._send(404, b'{"error": {"message": "not found"}}')
+            return
+        FakeOpenAI.bodies.append(body)
+        prompt = len(body["prompt"]) // 4
+        usage = {"prompt_tokens": prompt, "completion_tokens": 2, "total_tokens": prompt + 2}
+        usage["prompt_tokens_details"] = {"cached_tokens": prompt - 3}
+        chunks = [
+            {"choices": [{"index": 0, "text": "x", "finish_reason": None}]},
+            {"choices": [{"index": 0, "text": "y", "finish_reason": "length"}]},
+            {"choices": [], "usage": usage},
+        ]
+        time.sleep(0.02)
+        events = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+        self._send(200, events.encode(), "text/event-stream")
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[str]:
+    FakeOpenAI.bodies = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def test_remote_mode_runs_codenook_serve_against_an_openai_server(
+    tmp_path: Path, fake_openai: str, capsys: pytest.CaptureFixture
+):
+    """Mode remote: `codenook serve` with engine.backend openai at --engine-url, next to mode
+    on in one run; its prompt figures are the server's reported usage."""
+    trace_path = tmp_path / "t.json"
+    record(SOURCE, 5, 1, cpm=600, seed=0, auto_indent=True).save(trace_path)
+    out = tmp_path / "remote.json"
+    argv = ["--trace", str(trace_path), "--modes", "on,remote", "--speed", "4"]
+    argv += ["--max-tokens", "8", "--engine-url", fake_openai, "--engine-model", "fake-coder"]
+    argv += ["--json", str(out)]
+    assert bench.main(bench.build_parser().parse_args(argv)) == 0
+    table = capsys.readouterr().out
+    assert re.search(r"latency remote / on: median \d+\.\d\dx, p95 \d+\.\d\dx", table), table
+    assert "tokens per model answer remote / on: prompt " in table
+    modes = json.loads(out.read_text(encoding="utf-8"))["modes"]
+    assert list(modes) == ["on", "remote"]
+    remote = modes["remote"]
+    assert remote["answered"] >= 1 and remote["error"] == 0 and remote["lost"] == 0
+    assert remote["latency_ms"]["median"] >= 75 and remote["latency_ms"]["p95"] is not None
+    assert remote["model"] == "fake-coder" and remote["architecture"] == "remote"
+    assert remote["settings"]["engine.backend"] == "openai"
+    assert remote["settings"]["engine.url"] == fake_openai
+    assert remote["engine_requests"] >= 1 and remote["checkpoint_hits"] is None
+    # The server's usage, through codenook/stats: 3 prompt tokens read per answer.
+    assert remote["prefilled_tokens_per_answer"] == 3
+    assert remote["prompt_tokens_per_answer"] > 20
+    assert remote["cached_tokens_per_answer"] == remote["prompt_tokens_per_answer"] - 3
+    sent = FakeOpenAI.bodies
+    assert sent and all(b["model"] == "fake-coder" and b["stream"] for b in sent)
+    assert modes["on"]["settings"]["engine.backend"] == "llama"
+
+
+def test_remote_mode_needs_an_engine_url(tmp_path: Path, capsys: pytest.CaptureFixture):
+    trace_path = tmp_path / "t.json"
+    record(SOURCE, 5, 1, seed=0).save(trace_path)
+    argv = ["--trace", str(trace_path), "--modes", "on,remote"]
+    assert bench.main(bench.build_parser().parse_args(argv)) == 1
+    err = capsys.readouterr().err
+    assert "mode remote needs --engine-url URL" in err and "running mode" not in err
+    argv += ["--engine-url", "gpu-box:8000"]
+    assert bench.main(bench.build_parser().parse_args(argv)) == 1
+    assert "is not an http:// or https:// URL" in capsys.readouterr().err
 
 
 def test_the_parts_of_the_benchmark_import_in_one_direction():

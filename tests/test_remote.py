@@ -238,7 +238,7 @@ def test_llama_server_props_give_context_template_and_cache_prompt(engines) -> N
     assert engine.info.n_ctx == 8192 and engine.discovery.context_source == "the server's /props"
     assert engine.info.chat_template == props["chat_template"]
     assert engine.discovery.template_source == "the server's /props"
-    assert body["cache_prompt"] is True
+    assert body["cache_prompt"] is True and body["timings_per_token"] is True
 
 
 def test_vllm_max_model_len_gives_the_context(engines) -> None:

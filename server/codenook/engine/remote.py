@@ -316,6 +316,9 @@ class RemoteEngine:
             body["stop"] = stops
         if self._llama_server:
             body["cache_prompt"] = True
+            # Timings in every chunk (cache_n, prompt_n): a suggestion codenook ends itself
+            # (until, a stop string, a cancel) still has the server's own prompt figures.
+            body["timings_per_token"] = True
         self.counters.requests += 1
         result = GenerationResult("", "eos")
         conn, response = yield from self._send(body, cancelled)

@@ -25,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--modes",
         default="off,on",
-        help="comma-separated: off, on, llama-server (default: off,on, plus llama-server when"
-        " --llama-server is given)",
+        help="comma-separated: off, on, remote, llama-server (default: off,on, plus remote when"
+        " --engine-url is given and llama-server when --llama-server is given)",
     )
     parser.add_argument("--model", help="GGUF model file (sets model.path)")
     parser.add_argument("--settings", help="JSON file with settings for every mode")
@@ -46,10 +46,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--llama-server", metavar="PATH", help="llama.cpp's llama-server binary: adds that mode"
     )
+    parser.add_argument(
+        "--engine-url",
+        metavar="URL",
+        help="an OpenAI-compatible server's base URL (e.g. http://127.0.0.1:8080/v1): mode"
+        " remote runs `codenook serve` with engine.backend openai against it (adds that mode)",
+    )
+    parser.add_argument(
+        "--engine-model",
+        metavar="NAME",
+        help="engine.model for mode remote (default: the first model the server lists)",
+    )
     parser.description = (
         "Replay a recorded typing session through `codenook serve` the way an editor does, once"
-        " per mode (prefix cache off / on, optionally llama-server), and compare latency and"
-        " prompt work. Without a subcommand the trace is run; `record` makes a trace."
+        " per mode (prefix cache off / on, optionally a remote server or llama-server), and"
+        " compare latency and prompt work. Without a subcommand the trace is run; `record`"
+        " makes a trace."
     )
     sub = parser.add_subparsers(
         dest="bench_command",

@@ -73,6 +73,8 @@ def _hit_rate_and_speed(report: dict[str, Any], records: list[RequestRecord]) ->
     decoded = sum(s["decoded_tokens"] for s in sampled if s["decode_ms"] > 0)
     decode_s = sum(s["decode_ms"] for s in sampled if s["decoded_tokens"] > 0) / 1000
     report["decode_tokens_per_s"] = _ratio(decoded, decode_s)
+    for key in ("prompt_tokens", "cached_tokens", "prefilled_tokens"):
+        report[f"{key}_per_answer"] = _ratio(sum(s[key] for s in sampled), len(sampled))
     values = [v for v in (r.latency_ms for r in ran) if v is not None]
     report["model_latency_ms"] = {
         "median": statistics.median(values) if values else None,
@@ -158,7 +160,11 @@ ROWS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
     ("engine requests", lambda r: _number(r["engine_requests"])),
     ("  cancelled in the engine", lambda r: _number(r["engine_cancelled"])),
     ("prompt tokens / engine request", lambda r: _number(r["prompt_tokens_per_request"], 1)),
+    ("  cached", lambda r: _number(r["cached_tokens_per_request"], 1)),
     ("prefilled tokens / engine request", lambda r: _number(r["prefilled_tokens_per_request"], 1)),
+    ("prompt tokens / model answer", lambda r: _number(r["prompt_tokens_per_answer"], 1)),
+    ("  cached", lambda r: _number(r["cached_tokens_per_answer"], 1)),
+    ("  prefilled", lambda r: _number(r["prefilled_tokens_per_answer"], 1)),
     ("reuse ratio (cached / prompt tokens)", lambda r: _percent(r["reuse_ratio"])),
     ("prefix hit rate (answered requests)", lambda r: _percent(r["prefix_hit_rate"])),
     ("checkpoint hits / saves", lambda r: _pair(r["checkpoint_hits"], r["checkpoint_saves"])),
@@ -201,4 +207,35 @@ def format_table(reports: Sequence[dict[str, Any]]) -> str:
     if on is not None and off:
         inverse = f" (1/{off / on:.0f})" if on else ""
         lines.append(f"\nprefilled tokens per request, on/off: {on / off:.3f}{inverse}")
-    return "\n".join(lines)
+    if "on" in by_mode:
+        peers = [m for m in PEER_MODES if m in by_mode]
+        lines += ["", *(line for m in peers for line in _versus(by_mode[m], by_mode["on"]))]
+    return "\n".join(lines).rstrip("\n")
+
+
+# Modes whose server is not codenook's own engine, compared with mode ``on`` (the same trace
+# through codenook's in-process engine) in ratio lines under the table.
+PEER_MODES = ("remote", "llama-server")
+
+
+def _times(a: Any, b: Any) -> str:
+    return "n/a" if a is None or not b else f"{a / b:.2f}x"
+
+
+def _versus(peer: dict[str, Any], on: dict[str, Any]) -> list[str]:
+    """``peer / on`` ratios: latency (all answers, model answers), answered, prompt work."""
+    name = f"{peer['mode']} / on"
+    lat, base = peer["latency_ms"], on["latency_ms"]
+    model, model_base = peer["model_latency_ms"], on["model_latency_ms"]
+    return [
+        f"latency {name}: median {_times(lat['median'], base['median'])},"
+        f" p95 {_times(lat['p95'], base['p95'])}; model answers median"
+        f" {_times(model['median'], model_base['median'])},"
+        f" p95 {_times(model['p95'], model_base['p95'])};"
+        f" answered {_times(peer['answered'], on['answered'])}",
+        f"tokens per model answer {name}: prompt"
+        f" {_times(peer['prompt_tokens_per_answer'], on['prompt_tokens_per_answer'])},"
+        f" cached {_times(peer['cached_tokens_per_answer'], on['cached_tokens_per_answer'])},"
+        " prefilled"
+        f" {_times(peer['prefilled_tokens_per_answer'], on['prefilled_tokens_per_answer'])}",
+    ]

@@ -13,6 +13,7 @@ import os
 import platform
 import sys
 import tempfile
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,35 @@ from codenook.devtools.bench.trace import Trace, default_trace
 from codenook.settings import Settings, parse_settings
 
 LLAMA_SERVER = "llama-server"
+REMOTE = "remote"
 # Settings that make a mode; they are applied over --settings/--set, so a mode always wins.
 # Each mode's server loads its own model (the environment says so too, see rpc.server_env):
 # attached to a shared engine host it would measure that host's settings, not the mode's.
+# Mode remote is `codenook serve` with engine.backend openai (engine.url from --engine-url):
+# the same server, scheduler and prompts, with the model behind HTTP.
 MODE_SETTINGS: dict[str, dict[str, Any]] = {
-    "off": {"engine.prefixCache": False, "engine.mode": "inprocess"},
-    "on": {"engine.prefixCache": True, "engine.mode": "inprocess"},
+    "off": {"engine.prefixCache": False, "engine.mode": "inprocess", "engine.backend": "llama"},
+    "on": {"engine.prefixCache": True, "engine.mode": "inprocess", "engine.backend": "llama"},
+    REMOTE: {"engine.backend": "openai", "engine.mode": "inprocess"},
 }
+MODES = (*MODE_SETTINGS, LLAMA_SERVER)
+
+
+def remote_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Mode remote's own settings: the backend, and the server given on the command line."""
+    url = (args.engine_url or "").strip()
+    if not url:
+        raise BenchError(
+            "mode remote needs --engine-url URL: the base URL of an OpenAI-compatible server"
+            " (llama-server, vLLM, ...), e.g. --engine-url http://127.0.0.1:8080/v1"
+        )
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise BenchError(f"--engine-url {url!r} is not an http:// or https:// URL with a host")
+    settings = {**MODE_SETTINGS[REMOTE], "engine.url": url}
+    if args.engine_model:
+        settings["engine.model"] = args.engine_model
+    return settings
 
 
 async def run_codenook_mode(
@@ -55,6 +78,10 @@ async def run_codenook_mode(
     report["load_ms"] = round(target.load_ms, 1)
     report["messages"] = list(target.rpc.messages) if target.rpc else []
     add_engine_stats(report, records, stats)
+    if settings.get("engine.backend") == "openai":
+        # The server keeps no recurrent-state checkpoints of ours: n/a, not a zero.
+        report["checkpoint_hits"] = report["checkpoint_saves"] = None
+        report["engine_url"] = settings.get("engine.url")
     return report
 
 
@@ -140,7 +167,8 @@ async def run_modes(
                 continue
             reports.append(await run_llama_server_mode(binary, trace, settings, args.speed))
         else:
-            mode_settings = {**changed, **MODE_SETTINGS[mode]}
+            own = remote_settings(args) if mode == REMOTE else MODE_SETTINGS[mode]
+            mode_settings = {**changed, **own}
             reports.append(await run_codenook_mode(mode, trace, mode_settings, args.speed))
     return reports
 
@@ -156,13 +184,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     trace_path = args.trace or default_trace()
     trace = Trace.load(trace_path)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if args.engine_url and REMOTE not in modes:
+        modes.append(REMOTE)
     if args.llama_server and LLAMA_SERVER not in modes:
         modes.append(LLAMA_SERVER)
-    unknown = [m for m in modes if m not in MODE_SETTINGS and m != LLAMA_SERVER]
+    unknown = [m for m in modes if m not in MODES]
     if unknown or not modes:
-        raise BenchError(f"unknown mode {unknown}: choose from off, on, {LLAMA_SERVER}")
+        raise BenchError(f"unknown mode {unknown}: choose from {', '.join(MODES)}")
     if args.speed <= 0:
         raise BenchError("--speed must be positive")
+    if REMOTE in modes:
+        remote_settings(args)  # a missing or malformed --engine-url fails before any mode runs
     settings, changed = bench_settings(args)
     load = _load_average()
     if load is not None and load > 0.5 * (os.cpu_count() or 1):
