@@ -78,6 +78,9 @@ TOKENIZE_PAUSE_S = 30.0
 # The slowest /tokenize round trip at which budgets still count every line through it: the
 # first completion in a file counts ~150 lines (0.45 s at this figure, then cached).
 EXACT_COUNT_TRIP_S = 0.003
+# A count is asked for on the editor's thread: a busy server gets this long, then the count is
+# estimated (and /tokenize rests for TOKENIZE_PAUSE_S).
+COUNT_TIMEOUT_S = 1.0
 WATCH_S = 0.02
 
 # A stream as opened: the connection and its response (None for both when cancelled first).
@@ -242,7 +245,8 @@ class RemoteEngine:
             "parse_special": True,
         }
         try:
-            answer = self.http.json("POST", "/tokenize", body)
+            wait = min(self.config.timeout_s, COUNT_TIMEOUT_S)
+            answer = self.http.json("POST", "/tokenize", body, wait)
         except ServerError:
             return None
         tokens = answer.get("tokens") if isinstance(answer, dict) else None

@@ -94,18 +94,23 @@ class Http:
                     f"engine.caFile {config.ca_file!r} cannot be read: {exc}"
                 ) from exc
 
-    def connect(self) -> http.client.HTTPConnection:
+    def connect(self, timeout_s: float | None = None) -> http.client.HTTPConnection:
+        timeout = timeout_s or self.timeout_s
         if self.https:
             return http.client.HTTPSConnection(
-                self.host, self.port, timeout=self.timeout_s, context=self._tls
+                self.host, self.port, timeout=timeout, context=self._tls
             )
-        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
 
     def open(
-        self, method: str, path: str, body: Mapping[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        timeout_s: float | None = None,
     ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         """Send a request and read its status line; the caller reads and closes."""
-        conn = self.connect()
+        conn = self.connect(timeout_s)
         data = json.dumps(body).encode() if body is not None else None
         try:
             conn.request(method, self.root + path, body=data, headers=self.headers)
@@ -114,8 +119,16 @@ class Http:
             conn.close()
             raise self.failure(exc) from exc
 
-    def json(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
-        conn, response = self.open(method, path, body)
+    def json(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        timeout_s: float | None = None,
+    ) -> Any:
+        """The decoded answer; ``timeout_s`` shortens the wait for calls made on the
+        editor's thread (token counts)."""
+        conn, response = self.open(method, path, body, timeout_s)
         try:
             raw = response.read()
         except (OSError, http.client.HTTPException) as exc:
