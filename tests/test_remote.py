@@ -51,7 +51,7 @@ from codenook.engine.protocol import (
     GenerationRequest,
     GenerationResult,
 )
-from codenook.engine.remote import CALIBRATION, QWEN_FIM, RemoteEngine
+from codenook.engine.remote import CALIBRATION, COUNT_TIMEOUT_S, QWEN_FIM, RemoteEngine
 from codenook.engine.remote_http import RemoteConfig
 from codenook.settings import Settings
 from fake_engine import INFO, FakeEngine
@@ -836,6 +836,19 @@ def test_a_silent_tokenize_costs_at_most_one_timeout(fake: FakeOpenAI, engines) 
     estimate = math.ceil(len("line 0 = 0 * 2\n") / engine.discovery.chars_per_token)
     assert counts == [estimate, estimate]
     assert time.perf_counter() - started < 0.5 + 0.4  # one timeout of 0.5 s, not two
+
+
+def test_a_count_never_waits_the_whole_engine_timeout(fake: FakeOpenAI, engines) -> None:
+    """engine.timeoutS is for answers (a long prompt may take a while to start); a count
+    blocks the editor, so it gives up after COUNT_TIMEOUT_S and estimates."""
+    engine = engines(fake, timeout_s=5.0)
+    fake.stalls["/tokenize"] = 10.0
+    started = time.perf_counter()
+    counted = len(engine.tokenize("total = price * quantity\n"))
+    assert counted == math.ceil(
+        len("total = price * quantity\n") / engine.discovery.chars_per_token
+    )
+    assert time.perf_counter() - started < COUNT_TIMEOUT_S + 0.4
 
 
 # -- through the real LSP server -------------------------------------------------------------
