@@ -11,7 +11,7 @@ import pytest
 
 from codenook.engine import scheduler
 from codenook.engine.protocol import EngineError, EngineUnreachable, GenerationRequest
-from codenook.engine.scheduler import EngineWorker, Priority, Superseded
+from codenook.engine.scheduler import EngineWorker, Priority, Superseded, lane_of
 from fake_engine import FakeEngine
 
 pytestmark = pytest.mark.anyio
@@ -259,3 +259,35 @@ async def test_code_action_preempts_an_agent_step_in_its_own_lane() -> None:
         assert worker.preemptions == 1
     finally:
         worker.stop()
+
+
+async def test_a_keystroke_preempts_a_running_hover_and_keeps_its_own_lane() -> None:
+    """Hovers run in the action lane: a keystroke parks a hover at a token boundary instead
+    of waiting for its whole explanation, and never finds its lane's prompt replaced."""
+    engine = FakeEngine(reply="0123456789", step_s=0.02)
+    worker = EngineWorker(lambda: engine).start()
+    try:
+        assert worker.wait_loaded(5)
+        hover = worker.submit(GenerationRequest("hover", max_tokens=10), Priority.HOVER)
+        while len(engine.steps) < 3:
+            await anyio.sleep(0.005)
+        result = await worker.generate(
+            GenerationRequest("keystroke", max_tokens=2), Priority.COMPLETION
+        )
+        assert result.text == "01" and not hover.done.is_set()
+        assert hover.done.wait(5)
+        assert hover.result is not None and hover.result.text == "0123456789"
+        assert engine.started == ["hover", "keystroke"] and worker.preemptions == 1
+        assert lane_of(Priority.HOVER) != lane_of(Priority.COMPLETION)
+    finally:
+        worker.stop()
+
+
+async def test_a_newer_hover_supersedes_an_older_one(engine: FakeEngine, worker: EngineWorker):
+    _hold(engine, worker)
+    older = worker.submit(GenerationRequest("hover-1"), Priority.HOVER, key="hover")
+    newer = worker.submit(GenerationRequest("hover-2"), Priority.HOVER, key="hover")
+    engine.gate.set()
+    assert older.done.wait(5) and newer.done.wait(5)
+    assert older.superseded and newer.result is not None and newer.result.text
+    assert engine.started == ["blocker", "hover-2"]

@@ -162,7 +162,9 @@ class AssistService:
             # shown: the hover degrades, it never fails.
             parts = self._chat(hover_messages(target))
             request = GenerationRequest(parts, max_tokens=settings.hover.maxTokens)
-            result = await self._host.generate(request, Priority.HOVER)
+            # One key for every hover: the newest supersedes an older one still waiting or
+            # running (the pointer has moved on; its explanation is not worth the engine).
+            result = await self._host.generate(request, Priority.HOVER, key="hover")
         except (EngineError, ActionError):
             return None
         explanation = clean_explanation(result.text)

@@ -53,15 +53,16 @@ EngineState = Literal["idle", "loading", "generating", "failed", "stopped"]
 
 
 def lane_of(priority: Priority, window: int = 0) -> int:
-    """Interactive work shares lane 0, so a keystroke reuses what the last one read. Code
-    actions (lane 1) and agent steps (lane 2) each keep a lane of their own: either can be
-    parked for more urgent work, and neither evicts the other's prompt, which an agent's next
-    step extends. On a shared engine host each further editor window types into a lane of
-    its own (3, 4, …), so windows typing in turn do not re-read each other's prompts; those
-    lanes come last, so a full cache gives them up first."""
-    if priority in (Priority.COMPLETION, Priority.HOVER, Priority.SPECULATIVE):
+    """Keystrokes (completions and their guesses) share lane 0, so a keystroke reuses what
+    the last one read. Hovers and code actions (lane 1) and agent steps (lane 2) keep lanes of
+    their own: each can be parked for a keystroke at a token boundary, and none evicts the
+    keystroke lane's prompt (a hover there made the next keystroke re-read the file) or an
+    agent's, which its next step extends. On a shared engine host each further editor window
+    types into a lane of its own (3, 4, …), so windows typing in turn do not re-read each
+    other's prompts; those lanes come last, so a full cache gives them up first."""
+    if priority in (Priority.COMPLETION, Priority.SPECULATIVE):
         return 0 if window <= 0 else 2 + window
-    return 1 if priority == Priority.CODE_ACTION else 2
+    return 1 if priority in (Priority.HOVER, Priority.CODE_ACTION) else 2
 
 
 class Superseded(Exception):
