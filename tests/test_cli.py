@@ -41,6 +41,19 @@ def test_complete_json_shows_the_warm_run_reusing_the_prompt() -> None:
     assert warm["cached_tokens"] == cold["prompt_tokens"] - 2  # the last two are re-read
 
 
+def test_complete_json_includes_the_prompt_only_with_show_prompt() -> None:
+    options = ["--json", "--set", "completion.maxTokens=4"]
+    shown = run("complete", f"{EXAMPLE}:24:5", "--show-prompt", *options)
+    assert shown.returncode == 0, shown.stderr
+    prompt = json.loads(shown.stdout)["prompt"]
+    lines = EXAMPLE.read_text(encoding="utf-8").splitlines()
+    assert lines[22] in prompt  # the line above the cursor
+    assert "--- prompt ---" not in shown.stderr  # in the JSON, not printed beside it
+    plain = run("complete", f"{EXAMPLE}:24:5", *options)
+    assert plain.returncode == 0, plain.stderr
+    assert "prompt" not in json.loads(plain.stdout)
+
+
 def test_complete_rejects_bad_locations_and_models(tmp_path: Path) -> None:
     assert run("complete", "no-colons").returncode == 2
     assert run("complete", f"{EXAMPLE}:999:1").returncode == 2

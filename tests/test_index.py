@@ -319,7 +319,7 @@ def test_git_work_trees_are_walked_with_their_ignore_rules(tmp_path: Path) -> No
         (tmp_path / name).write_text("x = 1\n")
     paths, how = list_source_files(str(tmp_path))
     assert how == "walk"
-    assert paths == ["excluded_but_kept.py", "keep.py"]
+    assert paths == ["excluded_but_kept.py", "keep.py", "vendor/lib.py"]  # vendor/: not ignored
     assert list_source_files(str(tmp_path), 1) == (["excluded_but_kept.py"], "walk")
 
 

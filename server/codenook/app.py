@@ -170,6 +170,7 @@ class App:
             max_file_bytes=settings.index.maxFileBytes,
             max_files=settings.index.maxFiles,
             max_definitions=settings.index.maxDefinitions,
+            exclude=settings.index.exclude,
             schedule=hooks.schedule,
             document=self._snapshot,
             on_progress=hooks.index_progress,
@@ -213,6 +214,7 @@ class App:
         self.workspace.max_file_bytes = new.index.maxFileBytes
         self.workspace.max_files = new.index.maxFiles
         self.workspace.max_definitions = new.index.maxDefinitions
+        self.workspace.exclude = new.index.exclude
         if self.workspace.enabled != new.index.enabled:
             self.workspace.enabled = new.index.enabled
             self.workspace.set_folders(self.roots())

@@ -252,6 +252,12 @@ class IndexSettings:
         minimum=1,
         maximum=100_000_000,
     )
+    exclude: tuple[str, ...] = _setting(
+        (),
+        "More files and folders left out of the workspace index: gitignore-style patterns"
+        ' relative to the folder ("generated/**", "*.gen.ts", "!keep.py"), on top of its'
+        " .gitignore files.",
+    )
 
 
 @dataclass(frozen=True)

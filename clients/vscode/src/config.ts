@@ -57,6 +57,7 @@ export const SERVER_SETTINGS: readonly ServerSetting[] = [
   { key: 'index.maxFileBytes', type: 'integer', default: 1048576, minimum: 1024, maximum: 2147483648 },
   { key: 'index.maxFiles', type: 'integer', default: 20000, minimum: 1, maximum: 10000000 },
   { key: 'index.maxDefinitions', type: 'integer', default: 300000, minimum: 1, maximum: 100000000 },
+  { key: 'index.exclude', type: 'array', default: [] },
   { key: 'documents.maxFileBytes', type: 'integer', default: 2097152, minimum: 1024, maximum: 2147483648 },
   { key: 'trace.prompts', type: 'boolean', default: false },
   { key: 'agent.enabled', type: 'boolean', default: true },

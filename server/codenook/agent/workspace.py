@@ -309,7 +309,8 @@ def read_file(
 
 def _walk(access: Access, base: Path) -> Iterator[Path]:
     """Files under ``base`` as a listing would show them: ``.gitignore`` files honoured
-    (those of folders above ``base`` too), dependency and build directories skipped,
+    (those of folders above ``base`` too), VCS folders, caches, virtualenvs and installed
+    dependencies skipped (a committed ``vendor/`` or ``build/`` is the user's own code),
     directories never entered through a link, links leading outside left out."""
     owner = _owner(access, str(base))
     if owner is None:

@@ -142,7 +142,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             "load_ms": round(load_ms, 1),
             "runs": [vars(r.timings) for r in runs],
         }
-        if prompt is not None:
+        if args.show_prompt:  # the key is there whenever asked for (null: no prompt was built)
             report["prompt"] = prompt
         print(json.dumps(report, indent=2))
         return 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from codenook.completion.context import CompletionContext
 from codenook.text.documents import Snapshot
@@ -32,6 +32,7 @@ from codenook.workspace.index import (
     BuildStats,
     WorkspaceIndex,
 )
+from codenook.workspace.index.files import exclude_for, set_exclude
 
 # (root path, files done, files in all); called from an index-building thread.
 BuildProgress = Callable[[str, int, int], None]
@@ -51,6 +52,7 @@ class WorkspaceContext:
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         max_files: int = DEFAULT_MAX_FILES,
         max_definitions: int = DEFAULT_MAX_DEFINITIONS,
+        exclude: Sequence[str] = (),
         update_delay_s: float = 1.0,
         workers: int | None = None,
         schedule: Scheduler | None = None,
@@ -63,6 +65,7 @@ class WorkspaceContext:
         self.max_file_bytes = max_file_bytes
         self.max_files = max_files
         self.max_definitions = max_definitions
+        self._exclude = tuple(exclude)  # index.exclude
         self.update_delay_s = update_delay_s
         self.workers = workers
         self.activity = Activity()
@@ -108,6 +111,27 @@ class WorkspaceContext:
         for index in self.indexes.values():
             index.max_definitions = value
 
+    @property
+    def exclude(self) -> tuple[str, ...]:
+        return self._exclude
+
+    @exclude.setter
+    def exclude(self, value: Sequence[str]) -> None:
+        """index.exclude changed: the folders are indexed again (files it no longer excludes
+        are found only by a new listing)."""
+        value = tuple(value)
+        if value == self._exclude:
+            return
+        self._exclude = value
+        roots = list(self.indexes)
+        for root in roots:
+            self._cancels.pop(root).set()
+            del self.indexes[root]
+        self.set_folders(roots)
+
+    def _excluded(self, index: WorkspaceIndex, rel: str) -> bool:
+        return exclude_for(index.root).excluded(rel)
+
     # -- workspace folders --
 
     def set_folders(self, roots: list[str]) -> None:
@@ -121,6 +145,7 @@ class WorkspaceContext:
         for root in sorted(wanted - set(self.indexes)):
             if not os.path.isdir(root):
                 continue
+            set_exclude(root, self._exclude)
             index = WorkspaceIndex(
                 root,
                 max_file_bytes=self.max_file_bytes,
@@ -202,7 +227,7 @@ class WorkspaceContext:
         found = self.index_for(uri)
         if found is not None:
             index, rel = found
-            if os.path.isfile(os.path.join(index.root, rel)):
+            if os.path.isfile(os.path.join(index.root, rel)) and not self._excluded(index, rel):
                 index.update_file(rel)
             else:
                 index.remove_file(rel)
@@ -220,7 +245,7 @@ class WorkspaceContext:
             if kind == "deleted":
                 index.remove_file(rel)
                 self.activity.forget(rel)
-            else:
+            elif not self._excluded(index, rel):
                 updates.append(found)
         if len(updates) <= FILE_EVENTS_ON_LOOP:
             for index, rel in updates:
@@ -260,6 +285,8 @@ class WorkspaceContext:
         if found is None or snapshot is None:
             return
         index, rel = found
+        if self._excluded(index, rel):
+            return
         tree = snapshot.tree.copy() if snapshot.tree is not None else None
         index.update_file(rel, snapshot.text, tree)
 

@@ -19,20 +19,22 @@ import os
 import posixpath
 import re
 import stat as stat_mode
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from codenook.text import languages
 from codenook.workspace.index.model import Skipped
 
-# Directories that hold dependencies, build output or tool caches, never the user's code.
+# Directories that are never the user's code, whatever .gitignore says: version control,
+# tool caches and installed dependencies. Names that may well be the user's own code (a
+# committed ``vendor/``, ``third_party/``, ``build/``, ``dist/``, ``target/``) are skipped only
+# when a ``.gitignore`` or ``index.exclude`` says so; a virtualenv is recognised by its
+# ``pyvenv.cfg``, whatever its name, and Go's ``go mod vendor`` copy by its ``modules.txt``.
 SKIP_DIRS = frozenset(
     {
         ".git",
         ".hg",
         ".svn",
-        ".venv",
-        "venv",
         ".tox",
         ".nox",
         ".eggs",
@@ -47,15 +49,16 @@ SKIP_DIRS = frozenset(
         ".next",
         ".nuxt",
         ".svelte-kit",
-        "dist",
-        "build",
-        "target",
-        "vendor",
-        "third_party",
         "site-packages",
         ".gradle",
         ".idea",
     }
+)
+# A directory holding one of these files (by the directory's name; "" for any name) is an
+# installed environment or a tool's copy of dependencies, not the user's code.
+DEPENDENCY_MARKERS: tuple[tuple[str, str], ...] = (
+    ("", "pyvenv.cfg"),  # a Python virtualenv (venv, virtualenv, uv, poetry)
+    ("vendor", "modules.txt"),  # Go's `go mod vendor`
 )
 # File names of generated or minified code.
 GENERATED_NAMES = re.compile(
@@ -284,12 +287,72 @@ class IgnoreRules:
 
 
 def _skip_dir(name: str) -> bool:
-    """A directory never indexed, wherever it is: a committed ``vendor/`` or ``dist/`` is not
-    the user's code either."""
+    """A directory never entered, wherever it is and whatever ``.gitignore`` says."""
     return name in SKIP_DIRS or name.endswith(".egg-info")
 
 
-def walk_files(root: str) -> Iterator[str]:
+def _is_dependency_dir(name: str, entries: list[os.DirEntry[str]]) -> bool:
+    """Whether a directory named ``name`` whose entries are ``entries`` is an installed
+    environment or a tool's copy of dependencies (see ``DEPENDENCY_MARKERS``): decided from
+    the listing the walker reads anyway, so it costs no extra system call."""
+    names = {entry.name for entry in entries}
+    return any(
+        dir_name in ("", name) and marker in names for dir_name, marker in DEPENDENCY_MARKERS
+    )
+
+
+class ExcludeRules:
+    """``index.exclude``: gitignore-style patterns relative to the folder's root (``!``
+    re-includes, last match wins), applied on top of the ``.gitignore`` files."""
+
+    def __init__(self, patterns: Sequence[str] = ()) -> None:
+        self.patterns = tuple(patterns)
+        self._rules = parse_gitignore("\n".join(p.strip() for p in self.patterns))
+
+    def __bool__(self) -> bool:
+        return bool(self._rules)
+
+    def excluded(self, rel_path: str, is_dir: bool = False) -> bool:
+        """Whether ``rel_path`` or a directory above it matches (an excluded directory's
+        files are never re-included, as in git)."""
+        parts = rel_path.split("/")
+        for depth in range(1, len(parts) + 1):
+            if self.matches("/".join(parts[:depth]), is_dir or depth < len(parts)):
+                return True
+        return False
+
+    def matches(self, rel_path: str, is_dir: bool) -> bool:
+        """Whether the patterns exclude ``rel_path`` itself (its directories not looked at:
+        a walk that prunes excluded directories has already)."""
+        verdict = False
+        for rule in self._rules:
+            if rule.dir_only and not is_dir:
+                continue
+            if rule.regex.match(rel_path):
+                verdict = not rule.negate
+        return verdict
+
+
+# index.exclude per folder root, set by the workspace context from the settings and read by
+# ``list_source_files`` when its caller passes no ``exclude`` of its own.
+_EXCLUDES: dict[str, ExcludeRules] = {}
+
+
+def set_exclude(root: str, patterns: Sequence[str]) -> None:
+    """Use ``patterns`` (``index.exclude``) when listing the folder ``root`` from now on."""
+    key = os.path.abspath(root)
+    if patterns:
+        _EXCLUDES[key] = ExcludeRules(patterns)
+    else:
+        _EXCLUDES.pop(key, None)
+
+
+def exclude_for(root: str) -> ExcludeRules:
+    """The ``index.exclude`` rules set for the folder ``root`` (none by default)."""
+    return _EXCLUDES.get(os.path.abspath(root)) or ExcludeRules()
+
+
+def walk_files(root: str, exclude: ExcludeRules | None = None) -> Iterator[str]:
     """Source files under ``root`` (relative paths), honouring ``.gitignore`` files as git
     would, in a stable order so that two builds agree.
 
@@ -297,15 +360,24 @@ def walk_files(root: str) -> Iterator[str]:
     link. Every other entry with a source file's name is listed, links and special files
     included, so that ``read_source`` decides (and counts) what is read.
     """
-    return (rel for rel, _ in walk_entries(root))
+    return (rel for rel, _ in walk_entries(root, exclude=exclude))
 
 
 def walk_entries(
-    root: str, start: str = "", keep: Callable[[str], bool] = is_source_name
+    root: str,
+    start: str = "",
+    keep: Callable[[str], bool] = is_source_name,
+    exclude: ExcludeRules | None = None,
 ) -> Iterator[tuple[str, os.DirEntry[str]]]:
     """``walk_files`` below the folder ``start`` (relative to ``root``, whose ``.gitignore``
-    files above it count too), for every entry whose name ``keep`` accepts, with its
-    directory entry so that callers can judge links without another ``stat``."""
+    files above it count too), for every entry whose name ``keep`` accepts and that
+    ``exclude`` does not exclude, with its directory entry so that callers can judge links
+    without another ``stat``."""
+    excluded = exclude.matches if exclude else None  # directories above: pruned already
+
+    def _left_out(rel: str, is_dir: bool) -> bool:
+        return rules.ignored(rel, is_dir) or (excluded is not None and excluded(rel, is_dir))
+
     rules = IgnoreRules()
     parts = start.split("/") if start else []
     for depth in range(len(parts)):
@@ -318,6 +390,8 @@ def walk_entries(
             entries = sorted(os.scandir(os.path.join(root, rel_dir)), key=lambda e: e.name)
         except OSError:
             continue
+        if rel_dir != start and _is_dependency_dir(rel_dir.rpartition("/")[2], entries):
+            continue
         subdirs: list[str] = []
         for entry in entries:
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
@@ -326,14 +400,18 @@ def walk_entries(
             except OSError:
                 continue
             if is_dir:
-                if not _skip_dir(entry.name) and not rules.ignored(rel, True):
+                if not _skip_dir(entry.name) and not _left_out(rel, True):
                     subdirs.append(rel)
-            elif keep(entry.name) and not rules.ignored(rel, False):
+            elif keep(entry.name) and not _left_out(rel, False):
                 yield rel, entry
         stack.extend(reversed(subdirs))
 
 
-def list_source_files(root: str, limit: int | None = None) -> tuple[list[str], str]:
+def list_source_files(
+    root: str, limit: int | None = None, exclude: Sequence[str] | None = None
+) -> tuple[list[str], str]:
     """The files to index (at most ``limit``) and how they were listed (always "walk" now:
-    git is not run in an untrusted folder, see docs/security.md)."""
-    return list(itertools.islice(walk_files(root), limit)), "walk"
+    git is not run in an untrusted folder, see docs/security.md). ``exclude``: the
+    ``index.exclude`` patterns; None: those set for ``root`` with ``set_exclude``."""
+    rules = exclude_for(root) if exclude is None else ExcludeRules(exclude)
+    return list(itertools.islice(walk_files(root, rules), limit)), "walk"
