@@ -14,3 +14,5 @@
 (method_elem name: (field_identifier) @name) @definition.method
 (source_file (const_declaration (const_spec name: (identifier) @name) @definition.constant))
 (source_file (var_declaration (var_spec name: (identifier) @name) @definition.variable))
+(ERROR (const_declaration (const_spec name: (identifier) @name) @definition.constant)) @toplevel
+(ERROR (var_declaration (var_spec name: (identifier) @name) @definition.variable)) @toplevel

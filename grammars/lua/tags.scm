@@ -10,3 +10,6 @@
 (chunk (variable_declaration
   (assignment_statement (variable_list . name: (identifier) @name)) @definition.variable))
 (chunk (assignment_statement (variable_list . name: (identifier) @name)) @definition.variable)
+(ERROR (variable_declaration
+  (assignment_statement (variable_list . name: (identifier) @name)) @definition.variable)) @toplevel
+(ERROR (assignment_statement (variable_list . name: (identifier) @name)) @definition.variable) @toplevel

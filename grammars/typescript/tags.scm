@@ -9,6 +9,12 @@
 (program (lexical_declaration (variable_declarator name: (identifier) @name) @definition.constant))
 (program (export_statement
   (lexical_declaration (variable_declarator name: (identifier) @name) @definition.constant)))
+; Top-level statements the parser could not fit into a `program` sit under an ERROR node
+; (tree-sitter-typescript 0.23 gives some files an ERROR root); `@toplevel` asks extract.py
+; to keep the match only when that ERROR is not inside anything but ERROR nodes.
+(ERROR (lexical_declaration (variable_declarator name: (identifier) @name) @definition.constant)) @toplevel
+(ERROR (export_statement
+  (lexical_declaration (variable_declarator name: (identifier) @name) @definition.constant))) @toplevel
 (assignment_expression
   left: (member_expression property: (property_identifier) @name)
   right: [(arrow_function) (function_expression)]) @definition.function

@@ -237,6 +237,9 @@ class ImportTargets:
     names: dict[str, tuple[str, ...]]  # imported name -> files that should define it
     modules: tuple[str, ...]  # files imported whole (module imports, submodules)
     files: frozenset[str]  # every file any import leads to, plus package siblings
+    # Imported name -> the name of its definition, where they differ (`X as Y`, here or
+    # in a re-export on the way).
+    renamed: dict[str, str] = field(default_factory=dict)
 
 
 def import_targets(
@@ -246,22 +249,45 @@ def import_targets(
     style = spec.import_style if spec else ""
     separator = "::" if style == "rust" else "."
     names: dict[str, tuple[str, ...]] = {}
+    renamed: dict[str, str] = {}
     modules: list[str] = []
     named_files: list[str] = []
+    passed: list[str] = []  # files an imported module passes names on from
+
+    def whole(files: tuple[str, ...]) -> None:
+        """Files imported whole, and what they pass on (an ``__init__.py``, a barrel)."""
+        for file in files:
+            modules.append(file)
+            wildcard, by_name = index.passed_on(file, style)
+            modules.extend(wildcard)
+            passed.extend(by_name)
+
     for item in imports:
         files = index.resolve(path, item.module, style)
-        if not item.names:
-            modules.extend(files)
+        if not item.names or item.names == ("*",):
+            whole(files)
             continue
         named_files.extend(files)
+        bound = dict(item.aliases)
         for name in item.names:
+            if name == "*":
+                whole(files)
+                continue
             joined = (
                 item.module + name if item.module.endswith(".") else item.module + separator + name
             )
             submodule = index.resolve(path, joined, style) if style in ("python", "rust") else ()
             if submodule:
                 modules.extend(submodule)
-            names.setdefault(name, files)
+            # Where the name is really defined: through `__init__.py` and barrel re-exports.
+            defined = index.follow(files, name, style) if files else ()
+            found = tuple(dict.fromkeys(p for p, _ in defined)) or files
+            named_files.extend(found)
+            used = bound.get(name, name)
+            names.setdefault(used, found)
+            as_defined = defined[0][1] if defined else name
+            if as_defined != used:
+                renamed.setdefault(used, as_defined)
     siblings: list[str] = []
     if spec is not None and spec.directory_is_package:
         directory = path.rsplit("/", 1)[0] if "/" in path else ""
@@ -270,8 +296,8 @@ def import_targets(
             for p in index.directory_files(directory)
             if p != path and languages.spec_for(p) == spec
         ]
-    ordered = list(dict.fromkeys([*modules, *named_files, *siblings]))
-    return ImportTargets(names, tuple(ordered), frozenset(ordered))
+    ordered = tuple(dict.fromkeys([*modules, *named_files, *siblings, *passed]))
+    return ImportTargets(names, ordered, frozenset(ordered), renamed)
 
 
 # Languages whose files can use each other's definitions.
@@ -292,7 +318,8 @@ def _resolve(
     """The definitions a name used in ``path`` most likely means, and whether the file's
     imports lead to them (rather than the name merely being rare in the workspace)."""
     own = family(path)
-    defs = [d for d in index.definitions(name) if d.path != path and family(d.path) == own]
+    defined_as = targets.renamed.get(name, name)
+    defs = [d for d in index.definitions(defined_as) if d.path != path and family(d.path) == own]
     if not defs:
         return [], False
     expected = targets.names.get(name)
@@ -504,7 +531,7 @@ def _definition_items(
     for name, files in targets.names.items():
         if name in local:
             continue
-        for definition in index.definitions(name):
+        for definition in index.definitions(targets.renamed.get(name, name)):
             if definition.path not in files or definition.parent:
                 continue
             key = (definition.path, definition.line)

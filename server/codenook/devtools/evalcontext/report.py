@@ -15,6 +15,51 @@ from codenook.devtools.evalcontext.keystrokes import percentile, type_on_big_fil
 from codenook.workspace.crossfile import TokenCounter
 from codenook.workspace.index import WorkspaceIndex
 
+MAX_PARSE_ERROR_LINES = 10  # files with parse errors named one by one; the rest counted
+
+
+def parse_error_files(index: WorkspaceIndex) -> list[dict[str, object]]:
+    """Indexed files whose tree holds ERROR or MISSING nodes, most errors first, with what
+    the index still extracted from each (definitions per kind)."""
+    found: list[dict[str, object]] = []
+    for path in index.paths():
+        entry = index.get(path)
+        if entry is None or not entry.parse_errors:
+            continue
+        kinds: dict[str, int] = {}
+        for definition in entry.definitions:
+            kinds[definition.kind] = kinds.get(definition.kind, 0) + 1
+        found.append(
+            {
+                "path": path,
+                "errors": entry.parse_errors,
+                "definitions": len(entry.definitions),
+                "kinds": dict(sorted(kinds.items())),
+            }
+        )
+    found.sort(key=lambda item: (-int(str(item["errors"])), str(item["path"])))
+    return found
+
+
+def parse_error_lines(broken: list[dict[str, object]], files: int) -> list[str]:
+    """The report's lines on files with parse errors: none when every file parsed cleanly."""
+    if not broken:
+        return []
+    total = sum(int(str(item["definitions"])) for item in broken)
+    empty = sum(1 for item in broken if not item["definitions"])
+    lines = [
+        f"parse errors: {len(broken)} of {files} files; {total} definitions still extracted"
+        f" from them; {empty} with none"
+    ]
+    for item in broken[:MAX_PARSE_ERROR_LINES]:
+        kinds = item["kinds"]
+        assert isinstance(kinds, dict)
+        shown = ", ".join(f"{n} {kind}" for kind, n in kinds.items()) or "no definitions"
+        lines.append(f"  {item['path']}: {item['errors']} error nodes; {shown}")
+    if len(broken) > MAX_PARSE_ERROR_LINES:
+        lines.append(f"  ... and {len(broken) - MAX_PARSE_ERROR_LINES} more (--json lists all)")
+    return lines
+
 
 def run(
     repo: str,
@@ -33,6 +78,9 @@ def run(
     index = WorkspaceIndex(repo)
     stats = index.build(workers=workers)
     log(f"== {repo}\nindex: {stats.summary()}")
+    broken = parse_error_files(index)
+    for line in parse_error_lines(broken, stats.files):
+        log(line)
     picked = find_holes(index, holes, seed)
     results = [evaluate_hole(index, hole, budgets, count) for hole in picked]
     by_language: dict[str, list[HoleResult]] = {}
@@ -108,6 +156,7 @@ def run(
             "listing": stats.listing,
             "workers": stats.workers,
         },
+        "parse_errors": broken,
         "recall": table,
         "timing": timing,
         "keystrokes": keystrokes,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from tree_sitter import Node, QueryCursor, Tree
+from tree_sitter import Node, Query, QueryCursor, Range, Tree
 
 from codenook.text import languages
 from codenook.workspace.index.files import read_source
@@ -104,6 +104,46 @@ def _doc_anchor(node: Node) -> Node:
     return anchor
 
 
+# First characters of column-0 lines that continue a statement rather than start one.
+_CONTINUATION = ("}", ")", "]", ">", ".", ",", "|", "&", "?", ":", "+", "*", "=")
+_LEADERS = ("//", "/*", "#", "--", "@", "*")  # comments and decorators: start what follows
+
+
+def _is_top_level(node: Node) -> bool:
+    """An ERROR node whose ancestors are ERROR nodes or the root: where the parser lost its
+    way in top-level code, so statements under it are the file's own."""
+    while node.parent is not None:
+        if node.type != "ERROR":
+            return False
+        node = node.parent
+    return True
+
+
+def _error_regions(root: Node) -> list[tuple[int, int]]:
+    """Row ranges of top-level code the parser did not understand: the whole file when the
+    root itself is an error, else each top-level statement holding an error (a Python
+    ``def`` with an unclosed bracket can swallow the rest of the file)."""
+    if not root.has_error:
+        return []
+    if root.type == "ERROR":
+        return [(root.start_point.row, root.end_point.row)]
+    return [(c.start_point.row, c.end_point.row) for c in root.children if c.has_error]
+
+
+def count_parse_errors(root: Node) -> int:
+    """ERROR and MISSING nodes in a tree, visiting only subtrees that hold one."""
+    if not root.has_error:
+        return 0
+    count = 0
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.is_error or node.is_missing:
+            count += 1
+        stack.extend(child for child in node.children if child.has_error or child.is_missing)
+    return count
+
+
 def _last_row(node: Node) -> int:
     """The last line holding text of ``node`` (some nodes end with their line's newline)."""
     end = node.end_point
@@ -132,14 +172,62 @@ class _Extractor:
         return (row, self.lines[row] if row < len(self.lines) else "")
 
     def definitions(self) -> tuple[Definition, ...]:
+        """The file's definitions. Where the parser gave up on top-level code (an ERROR root
+        or top-level ERROR nodes), each top-level statement there is parsed again alone, and
+        what those parses find replaces what the whole tree made of those lines."""
         query = self.loaded.queries.get("tags")
         if query is None:
             return ()
+        result = self._definitions_in(query, self.tree.root_node)
+        regions = _error_regions(self.tree.root_node)
+        if regions:
+            again = [
+                d for root in self._reparse(regions) for d in self._definitions_in(query, root)
+            ]
+            kept = [d for d in result if not any(a <= d.line <= b for a, b in regions)]
+            result = sorted([*kept, *again], key=lambda d: (d.line, d.end_line))
+        return tuple(result)
+
+    def _reparse(self, regions: list[tuple[int, int]]) -> list[Node]:
+        """Roots of parses of each top-level statement in the rows ``regions`` cover, cut at
+        lines starting in column 0 (comments and decorators stay with what follows), each
+        parsed alone in place (``included_ranges``), so positions stay the file's."""
+        segments: list[tuple[int, int]] = []  # first row, row after the last
+        for first, last in regions:
+            last = min(last, len(self.lines) - 1)
+            starts = [first]
+            # The statement so far is only comments and decorators.
+            lead = self.lines[first].startswith(_LEADERS)
+            for row in range(first + 1, last + 1):
+                line = self.lines[row]
+                if not line[:1] or line[:1].isspace() or line.startswith(_CONTINUATION):
+                    continue
+                if not lead:
+                    starts.append(row)
+                lead = line.startswith(_LEADERS)
+            segments.extend(zip(starts, [*starts[1:], last + 1], strict=True))
+        offsets = [0]
+        for line in self.lines:
+            offsets.append(offsets[-1] + len(line.encode("utf-8")) + 1)
+        roots: list[Node] = []
+        parser = self.loaded.parser()
+        for start, end in segments:
+            start_byte, end_byte = offsets[start], min(offsets[end], len(self.source))
+            if end_byte <= start_byte:
+                continue
+            parser.included_ranges = [Range((start, 0), (end, 0), start_byte, end_byte)]
+            roots.append(parser.parse(self.source).root_node)
+        return roots
+
+    def _definitions_in(self, query: Query, root: Node) -> list[Definition]:
         found: dict[tuple[int, int], tuple[Node, Node, str, Node | None, Node | None]] = {}
-        for _, match in QueryCursor(query).matches(self.tree.root_node):
+        for _, match in QueryCursor(query).matches(root):
             names = match.get("name")
             if not names:
                 continue
+            toplevel = match.get("toplevel")
+            if toplevel and not _is_top_level(toplevel[0]):
+                continue  # an ERROR inside a function or class: its names are not top-level
             for capture, nodes in match.items():
                 if not capture.startswith("definition."):
                     continue
@@ -165,7 +253,7 @@ class _Extractor:
                 kind = "method"
             name = _text(self.source, name_node)
             result.append(self._definition(node, name, kind, parent_name, body))
-        return tuple(result)
+        return result
 
     def _enclosing(self, node: Node, by_node: dict[int, tuple[Node, str]]) -> tuple[str, str]:
         """Name and kind of the nearest definition around ``node``."""
@@ -275,6 +363,8 @@ def imports_of(
         cursor.set_max_start_depth(max_depth)
     order: list[str] = []
     names: dict[str, list[str]] = {}
+    aliases: dict[str, list[tuple[str, str]]] = {}
+    exported: dict[str, list[str]] = {}
     for _, match in cursor.matches(tree.root_node):
         modules = match.get("import.module")
         if not modules:
@@ -283,12 +373,25 @@ def imports_of(
         if module not in names:
             order.append(module)
             names[module] = []
+            aliases[module] = []
+            exported[module] = []
+        alias_nodes = match.get("import.alias", [])
         for node in match.get("import.name", []):
             name = source[node.start_byte : node.end_byte].decode("utf-8", "replace")
             name = name.rsplit(".", 1)[-1]
             if name not in names[module]:
                 names[module].append(name)
-    return tuple(Import(module, tuple(names[module])) for module in order)
+            if alias_nodes:  # one name per match where an alias is captured
+                alias = source[alias_nodes[0].start_byte : alias_nodes[0].end_byte]
+                pair = (name, alias.decode("utf-8", "replace"))
+                if pair not in aliases[module]:
+                    aliases[module].append(pair)
+            if "import.export" in match and name not in exported[module]:
+                exported[module].append(name)
+    return tuple(
+        Import(module, tuple(names[module]), tuple(aliases[module]), tuple(exported[module]))
+        for module in order
+    )
 
 
 _CPP_HEADER = re.compile(r"^\s*(class\s+\w+[^;]*$|namespace\s+\w*\s*\{|template\s*<)", re.M)
@@ -328,6 +431,7 @@ def extract(
         definitions=extractor.definitions(),
         imports=extractor.imports(),
         size=len(extractor.source),
+        parse_errors=count_parse_errors(tree.root_node),
     )
 
 
@@ -339,7 +443,13 @@ def index_file(root: str, path: str, max_bytes: int) -> FileEntry:
     if entry is None:
         raise Skipped("no grammar")
     return FileEntry(
-        entry.path, entry.language, entry.definitions, entry.imports, stat.st_size, stat.st_mtime_ns
+        entry.path,
+        entry.language,
+        entry.definitions,
+        entry.imports,
+        stat.st_size,
+        stat.st_mtime_ns,
+        parse_errors=entry.parse_errors,
     )
 
 

@@ -42,10 +42,20 @@ class Definition:
 
 @dataclass(frozen=True)
 class Import:
-    """One import as written: resolving it to files needs the whole index, so it waits."""
+    """One import as written: resolving it to files needs the whole index, so it waits.
+
+    ``names`` are the names taken as the module defines them, ``"*"`` for a wildcard
+    (``from m import *``, ``export * from "m"``, ``use m::*``); ``aliases`` pairs a name with
+    the one it is bound to (``X as Y``: ``("X", "Y")``); ``exported`` lists the names (``"*"``
+    included) that an export statement passes on (``export { X } from``, ``pub use``), which
+    is how a TypeScript barrel or a Rust module re-exports. Every name a Python module imports
+    is also one of its attributes, so Python needs no ``exported``.
+    """
 
     module: str
     names: tuple[str, ...] = ()
+    aliases: tuple[tuple[str, str], ...] = ()
+    exported: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,9 @@ class FileEntry:
     imports: tuple[Import, ...]
     size: int = 0
     mtime_ns: int = 0
+    # ERROR and MISSING nodes in the file's tree: its definitions may be incomplete (the
+    # index still reads what it can, see ``extract``); 0 for a clean parse.
+    parse_errors: int = 0
 
 
 @dataclass

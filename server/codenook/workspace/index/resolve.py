@@ -20,9 +20,18 @@ _SOURCE_EXTENSIONS = {
 }
 
 
-def module_candidates(style: str, module: str, importer: str, root_name: str) -> list[str]:
-    """Workspace-relative paths (``./``-prefixed when relative to the importer's directory)
-    that an import of ``module`` may name; a trailing ``/`` names a whole directory."""
+def module_candidates(
+    style: str,
+    module: str,
+    importer: str,
+    root_name: str,
+    go_module: tuple[str, str] | None = None,
+) -> list[str]:
+    """Workspace-relative paths (``./``-prefixed when exact, else matched as a suffix) that
+    an import of ``module`` may name; a trailing ``/`` names a whole directory.
+
+    ``go_module`` is the Go module the importer belongs to: the directory of the nearest
+    ``go.mod`` above it and the path on its ``module`` line (None without one)."""
     here = posixpath.dirname(importer)
     out: list[str] = []
     if style == "python":
@@ -47,10 +56,7 @@ def module_candidates(style: str, module: str, importer: str, root_name: str) ->
         out += [stem + ext for ext in _SOURCE_EXTENSIONS["js"]]
         out += [stem + "/index" + ext for ext in _SOURCE_EXTENSIONS["js"]]
     elif style == "go":
-        parts = module.split("/")
-        if len(parts) > 1:  # one-word paths are the standard library's ("fmt", "os")
-            # The longest suffix of the import path that is a directory of the workspace.
-            out += ["/".join(parts[i:]) + "/" for i in range(len(parts))]
+        out += _go_candidates(module, go_module)
     elif style == "rust":
         parts = [p for p in module.split("::") if p]
         base = here
@@ -77,6 +83,25 @@ def module_candidates(style: str, module: str, importer: str, root_name: str) ->
         for stem in _dotted_stems(module, root_name):
             out += [stem + ".lua", stem + "/init.lua"]
     return out
+
+
+def _go_candidates(module: str, go_module: tuple[str, str] | None) -> list[str]:
+    """A package of the importer's own module is the directory its path names below the
+    ``go.mod``; a path whose first element has no dot is the standard library's (``fmt``,
+    ``log/syslog``), never a workspace directory; another module's package is found only
+    vendored (``vendor/<path>/`` beside the ``go.mod``). Without a ``go.mod`` (a GOPATH
+    tree), the longest suffix of the path that is a workspace directory."""
+    if go_module is not None:
+        directory, path = go_module
+        if module == path or module.startswith(path + "/"):
+            target = posixpath.join(directory, module[len(path) :].strip("/"))
+            return ["./" + (target or ".") + "/"]
+    parts = module.split("/")
+    if "." not in parts[0]:
+        return []
+    if go_module is not None:
+        return ["./" + posixpath.join(go_module[0], "vendor", module) + "/"]
+    return ["/".join(parts[i:]) + "/" for i in range(len(parts))]
 
 
 def _dotted_stems(module: str, root_name: str) -> list[str]:

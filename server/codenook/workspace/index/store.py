@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import posixpath
+import re
 import subprocess
 import threading
 import time
@@ -22,8 +23,8 @@ from tree_sitter import Tree
 import codenook.workspace.index.worker as worker_process
 from codenook.uris import fs_path, is_uri
 from codenook.workspace.index.extract import extract, index_file, index_files
-from codenook.workspace.index.files import is_source_name, list_source_files
-from codenook.workspace.index.model import BuildStats, Definition, FileEntry, Skipped
+from codenook.workspace.index.files import is_source_name, list_source_files, read_source
+from codenook.workspace.index.model import BuildStats, Definition, FileEntry, Import, Skipped
 from codenook.workspace.index.resolve import module_candidates
 
 DEFAULT_MAX_FILE_BYTES = 1024 * 1024
@@ -33,6 +34,10 @@ DEFAULT_MAX_FILES = 20_000
 DEFAULT_MAX_DEFINITIONS = 300_000
 LISTING_FACTOR = 2  # names listed per file indexed at most: some are skipped when read
 BATCH_FILES = 8  # files per request to an indexing worker process
+REEXPORT_DEPTH = 3  # re-export steps followed from an imported file at most
+MAX_GO_MOD_BYTES = 256 * 1024
+
+_GO_MODULE_LINE = re.compile(r"^\s*module\s+\"?([^\s\"/]+(?:/[^\s\"]*)?)\"?", re.M)
 
 Progress = Callable[[int, int], None]
 
@@ -61,6 +66,10 @@ class WorkspaceIndex:
         self._dirs: dict[str, set[str]] = {}
         self._members: dict[str, dict[str, tuple[Definition, ...]]] = {}  # path -> parent -> defs
         self._resolved: dict[tuple[str, str, str], tuple[str, ...]] = {}
+        # Re-exports followed, by (files, name, style) and (file, style); cleared on any change.
+        self._followed: dict[tuple[tuple[str, ...], str, str], tuple[tuple[str, str], ...]] = {}
+        self._passed_on: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        self._go_modules: dict[str, tuple[str, str] | None] = {}  # directory -> its go.mod
         self.generation = 0  # bumped by every change
         self.state = "empty"  # "building" while a build runs, then "ready"
         self.stats = BuildStats()
@@ -97,6 +106,7 @@ class WorkspaceIndex:
         """
         started = time.perf_counter()
         self.state = "building"
+        self._go_modules = {}
         limit = self.max_files * LISTING_FACTOR
         paths, listing = list_source_files(self.root, limit)
         stats = BuildStats(listing=listing)
@@ -252,6 +262,8 @@ class WorkspaceIndex:
             self._by_basename.get(posixpath.basename(rel), set()).discard(rel)
             self._dirs.get(posixpath.dirname(rel), set()).discard(rel)
             self._resolved.clear()
+            self._followed.clear()
+            self._passed_on.clear()
             self.generation += 1
 
     def _put(self, entry: FileEntry) -> str:
@@ -272,6 +284,8 @@ class WorkspaceIndex:
                 self._dirs.setdefault(posixpath.dirname(entry.path), set()).add(entry.path)
                 self._resolved.clear()
             self._files[entry.path] = entry
+            self._followed.clear()
+            self._passed_on.clear()
             grouped: dict[str, list[Definition]] = {}
             children: dict[str, list[Definition]] = {}
             for definition in entry.definitions:
@@ -341,7 +355,8 @@ class WorkspaceIndex:
         if cached is not None:
             return cached
         found: list[str] = []
-        for candidate in module_candidates(style, module, importer, self.root_name):
+        go_module = self.go_module(posixpath.dirname(importer)) if style == "go" else None
+        for candidate in module_candidates(style, module, importer, self.root_name, go_module):
             found = self._match(candidate)
             if found:
                 break
@@ -354,8 +369,10 @@ class WorkspaceIndex:
         with self._lock:
             if candidate.startswith("./"):
                 path = posixpath.normpath(candidate[2:])
-                if path.startswith("../"):
+                if path.startswith("../") or path == "..":
                     return []
+                if path == ".":
+                    path = ""
                 if candidate.endswith("/"):
                     return sorted(self._dirs.get(path, ()))
                 return [path] if path in self._files else []
@@ -369,3 +386,133 @@ class WorkspaceIndex:
                 return sorted(p for d in sorted(hits)[:1] for p in self._dirs[d])
             paths = self._by_basename.get(posixpath.basename(candidate), ())
             return sorted(p for p in paths if p == candidate or p.endswith("/" + candidate))
+
+    # -- Go modules --
+
+    def go_module(self, directory: str) -> tuple[str, str] | None:
+        """The Go module of a workspace directory: the directory of the nearest ``go.mod``
+        at or above it (inside the workspace) and the path on its ``module`` line. Read
+        once per directory and build (``read_source``: a FIFO named go.mod never blocks)."""
+        known = self._go_modules
+        walked: list[str] = []
+        current = directory
+        while True:
+            if current in known:
+                found = known[current]
+                break
+            walked.append(current)
+            found = self._read_go_mod(current)
+            if found is not None or not current:
+                break
+            current = posixpath.dirname(current)
+        for each in walked:
+            known[each] = found
+        return found
+
+    def _read_go_mod(self, directory: str) -> tuple[str, str] | None:
+        rel = posixpath.join(directory, "go.mod")
+        try:
+            text, _ = read_source(self.root, rel, MAX_GO_MOD_BYTES)
+        except (Skipped, OSError, ValueError):
+            return None
+        match = _GO_MODULE_LINE.search(text)
+        return (directory, match.group(1).rstrip("/")) if match else None
+
+    # -- re-exports --
+
+    def follow(self, files: tuple[str, ...], name: str, style: str) -> tuple[tuple[str, str], ...]:
+        """Where ``name``, imported from ``files``, is defined: ``(path, name there)`` pairs,
+        following re-exports (Python's imports in a module, ``export ... from`` in a
+        TypeScript/JavaScript barrel, Rust's ``pub use``; wildcards and ``X as Y``) at most
+        ``REEXPORT_DEPTH`` steps, cycles stopped. The files that define it themselves come
+        back as they are; empty when no file is found to define it."""
+        key = (files, name, style)
+        cached = self._followed.get(key)
+        if cached is not None:
+            return cached
+        seen: set[tuple[str, str]] = set()
+        found: list[tuple[str, str]] = []
+        for path in files:
+            found += self._follow(path, name, style, 0, seen)
+        result = tuple(dict.fromkeys(found))
+        with self._lock:
+            self._followed[key] = result
+        return result
+
+    def _defines(self, path: str, name: str) -> bool:
+        defs = self._by_name.get(name, {}).get(path, ())
+        return any(not d.parent for d in defs)
+
+    def _follow(
+        self, path: str, name: str, style: str, depth: int, seen: set[tuple[str, str]]
+    ) -> list[tuple[str, str]]:
+        if (path, name) in seen:
+            return []
+        seen.add((path, name))
+        if self._defines(path, name):
+            return [(path, name)]
+        entry = self._files.get(path)
+        if entry is None or depth >= REEXPORT_DEPTH:
+            return []
+        found: list[tuple[str, str]] = []
+        for item in entry.imports:
+            passed = _passed_names(item, style)
+            if not passed:
+                continue
+            original = next((o for o, alias in item.aliases if alias == name), None)
+            if original is None or original not in passed:
+                original = name if name in passed or "*" in passed else None
+            if original is None:
+                continue
+            for target in self.resolve(path, item.module, style):
+                found += self._follow(target, original, style, depth + 1, seen)
+            if found:
+                break
+        return found
+
+    def passed_on(self, path: str, style: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The files whose definitions ``path`` passes on, following chains at most
+        ``REEXPORT_DEPTH`` steps: (wholesale, by a wildcard; by name)."""
+        key = (path, style)
+        cached = self._passed_on.get(key)
+        if cached is not None:
+            return cached
+        whole: list[str] = []
+        named: list[str] = []
+        frontier = [path]
+        seen = {path}
+        for _ in range(REEXPORT_DEPTH):
+            following: list[str] = []
+            for current in frontier:
+                entry = self._files.get(current)
+                if entry is None:
+                    continue
+                for item in entry.imports:
+                    passed = _passed_names(item, style)
+                    if not passed:
+                        continue
+                    if "*" not in passed and style == "python" and not _is_package(current):
+                        continue  # a module's own imports are rarely its interface
+                    for target in self.resolve(current, item.module, style):
+                        if target in seen:
+                            continue
+                        seen.add(target)
+                        (whole if "*" in passed else named).append(target)
+                        if "*" in passed:
+                            following.append(target)
+            frontier = following
+        result = (tuple(whole), tuple(named))
+        with self._lock:
+            self._passed_on[key] = result
+        return result
+
+
+def _passed_names(item: Import, style: str) -> tuple[str, ...]:
+    """The names an import passes on to whoever imports the importing file."""
+    if style == "python":
+        return item.names + tuple(alias for _, alias in item.aliases)
+    return item.exported + tuple(alias for name, alias in item.aliases if name in item.exported)
+
+
+def _is_package(path: str) -> bool:
+    return posixpath.basename(path) in ("__init__.py", "__init__.pyi")
