@@ -5,21 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from codenook.text.documents import Document
-from codenook.workspace.activity import ActivitySnapshot
-from codenook.workspace.crossfile import build_crossfile_context
 from codenook.workspace.index import WorkspaceIndex, module_candidates
-
-
-def project(tmp_path: Path, files: dict[str, str]) -> WorkspaceIndex:
-    for name, text in files.items():
-        target = tmp_path / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-    index = WorkspaceIndex(tmp_path)
-    index.build(workers=0)
-    return index
-
+from index_project import chunks_at, project
 
 STORE = (
     "package store\n\n// Open opens the store.\n"
@@ -87,14 +74,8 @@ def test_other_modules_resolve_only_when_vendored(tmp_path: Path) -> None:
 
 def test_the_context_shows_the_module_package_not_a_namesake(tmp_path: Path) -> None:
     index = tool(tmp_path)
-    path = "cmd/tool/main.go"
-    text = (tmp_path / path).read_text()
-    document = Document(f"file://{index.root}/{path}", text, 1)
-    offset = text.index("\t_ = db")
-    context = build_crossfile_context(
-        document.snapshot(), offset, path, index, ActivitySnapshot(), 400, len
-    )
-    by_path = {c.path: c for c in context.chunks}
+    chunks = chunks_at(index, "cmd/tool/main.go", "\t_ = db", 400, len, after=False)
+    by_path = {c.path: c for c in chunks}
     assert "func Open(path string) (*DB, error) {" in by_path["internal/store/store.go"].text
     assert by_path["internal/store/store.go"].group == "imports"
     assert "syslog/syslog.go" not in by_path or by_path["syslog/syslog.go"].group != "imports"

@@ -5,35 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from codenook.text.documents import Document
-from codenook.workspace.activity import ActivitySnapshot
-from codenook.workspace.crossfile import Chunk, build_crossfile_context, import_targets
+from codenook.workspace.crossfile import Chunk, import_targets
 from codenook.workspace.index import WorkspaceIndex
-
-
-def words(text: str) -> int:
-    return len(text.split()) + text.count("\n")
-
-
-def project(tmp_path: Path, files: dict[str, str]) -> WorkspaceIndex:
-    for name, text in files.items():
-        target = tmp_path / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-    index = WorkspaceIndex(tmp_path)
-    index.build(workers=0)
-    return index
+from index_project import chunks_at, project
 
 
 def chunks_after(index: WorkspaceIndex, path: str, marker: str, budget: int = 400) -> list[Chunk]:
-    """The cross-file chunks for a cursor just after ``marker`` in ``path``."""
-    text = (Path(index.root) / path).read_text()
-    document = Document(f"file://{index.root}/{path}", text, 1)
-    offset = text.index(marker) + len(marker)
-    context = build_crossfile_context(
-        document.snapshot(), offset, path, index, ActivitySnapshot(), budget, words
-    )
-    return list(context.chunks)
+    return chunks_at(index, path, marker, budget)
 
 
 def lines_of(chunks: list[Chunk], path: str) -> list[str]:
