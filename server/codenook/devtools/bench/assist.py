@@ -1,4 +1,5 @@
-"""``codenook bench assist``: hover latency (cold, cached) and a streamed code action's timing.
+"""``codenook bench assist``: hover latency (cold, cached), keystrokes typed while a hover is
+being generated against the same keystrokes with the engine idle, and a streamed code action.
 
 It drives the real server over stdio like an editor: opens ``examples/stats.py``-like code,
 hovers a function twice, then runs "Add docstring" and answers every ``workspace/applyEdit``
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -45,7 +47,12 @@ def _position(text: str, needle: str) -> dict[str, int]:
 
 
 async def _measure(model: str | None) -> dict[str, Any]:
-    settings: dict[str, Any] = {"hover": {"timeBudgetMs": 600000}, "actions": {"maxTokens": 256}}
+    settings: dict[str, Any] = {
+        "hover": {"timeBudgetMs": 600000, "maxTokens": 256},
+        "actions": {"maxTokens": 256},
+        # Every keystroke asks the model (no typed-through or speculative shortcut).
+        "completion": {"speculative": False, "maxTokens": 16},
+    }
     if model:
         settings["model"] = {"path": model}
     with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryFile() as log:
@@ -125,6 +132,7 @@ async def _measure(model: str | None) -> dict[str, Any]:
                 started = time.perf_counter()
                 await rpc.call("textDocument/hover", hover_params, timeout=600)
                 timings[label] = round((time.perf_counter() - started) * 1000, 1)
+            timings.update(await _typing_while_hovering(rpc, uri, doc))
             start = _position(CODE, "    m = mean")
             actions = await rpc.call(
                 "textDocument/codeAction",
@@ -162,10 +170,90 @@ async def _measure(model: str | None) -> dict[str, Any]:
             await rpc.process.wait()
 
 
+KEYSTROKES = "total = mean(values) + stddev(values)"
+
+
+async def _keystrokes(rpc: Any, uri: str, doc: dict[str, Any], line: int) -> list[float]:
+    """Type ``KEYSTROKES`` at the start of ``line`` one character at a time, asking for a
+    completion after each like an editor, and return each answer's latency in ms."""
+    latencies: list[float] = []
+    for column, char in enumerate(KEYSTROKES):
+        doc["version"] += 1
+        position = {"line": line, "character": column}
+        await rpc.notify(
+            "textDocument/didChange",
+            {
+                "textDocument": {"uri": uri, "version": doc["version"]},
+                "contentChanges": [{"range": {"start": position, "end": position}, "text": char}],
+            },
+        )
+        lines = doc["text"].split("\n")
+        lines[line] = lines[line][:column] + char + lines[line][column:]
+        doc["text"] = "\n".join(lines)
+        started = time.perf_counter()
+        await rpc.call(
+            "textDocument/inlineCompletion",
+            {
+                "textDocument": {"uri": uri},
+                "position": {"line": line, "character": column + 1},
+                "context": {"triggerKind": 2},
+            },
+            timeout=600,
+        )
+        latencies.append((time.perf_counter() - started) * 1000)
+    return latencies
+
+
+async def _typing_while_hovering(rpc: Any, uri: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """Keystroke latency with the engine idle, then while a cold hover explanation is being
+    generated (issue 14: a keystroke parks the hover; it must not wait for it)."""
+
+    async def blank_line() -> int:
+        doc["version"] += 1
+        line = doc["text"].count("\n")
+        position = {"line": line, "character": 0}
+        await rpc.notify(
+            "textDocument/didChange",
+            {
+                "textDocument": {"uri": uri, "version": doc["version"]},
+                "contentChanges": [{"range": {"start": position, "end": position}, "text": "\n"}],
+            },
+        )
+        doc["text"] += "\n"
+        return line
+
+    idle = await _keystrokes(rpc, uri, doc, await blank_line())
+    line = await blank_line()
+    hover = asyncio.ensure_future(
+        rpc.call(
+            "textDocument/hover",
+            {"textDocument": {"uri": uri}, "position": _position(doc["text"], "stddev(values: ")},
+            timeout=600,
+        )
+    )
+    await asyncio.sleep(0.2)  # the hover's generation is under way
+    busy = await _keystrokes(rpc, uri, doc, line)
+    hover_running = not hover.done()
+    await hover
+    return {
+        "keystroke_idle_median_ms": round(statistics.median(idle), 1),
+        "keystroke_idle_p95_ms": round(_p95(idle), 1),
+        "keystroke_hovering_median_ms": round(statistics.median(busy), 1),
+        "keystroke_hovering_p95_ms": round(_p95(busy), 1),
+        "hover_still_running_after_typing": hover_running,
+        "typing_while_hovering_ratio": round(statistics.median(busy) / statistics.median(idle), 2),
+    }
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
 def run_assist(model: str | None, json_path: Path | None) -> int:
     timings = asyncio.run(_measure(model))
     for key, value in timings.items():
-        print(f"{key:<24} {value}")
+        print(f"{key:<34} {value}")
     if json_path is not None:
         json_path.write_text(json.dumps(timings, indent=2) + "\n", encoding="utf-8")
     print(
