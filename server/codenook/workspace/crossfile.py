@@ -15,6 +15,10 @@ current file. Candidates, most relevant first (the ``TIER_*`` constants):
    similar to the prompt's own window dropped);
 7. the members, docs and fields of the imported names, then outlines of the imported modules.
 
+"Not near" candidates (``nearby``: the outline of what is before the dot at the cursor, imported
+names not used yet, ``mod.name``s used elsewhere in the file, the directory's other files) rank
+below the near-cursor tiers; the dot target is read from the text before the cursor's last dot.
+
 **Stable between keystrokes.** Prefix caching only helps when consecutive prompts share their
 beginning, and these chunks come first. So nothing here depends on the cursor line's text or
 column: the names "near the cursor" come from whole 16-line blocks around it minus the cursor
@@ -36,6 +40,7 @@ from itertools import pairwise
 from codenook.lru import LRU
 from codenook.text import languages
 from codenook.text.documents import Snapshot
+from codenook.workspace import nearby
 from codenook.workspace.activity import (
     NEAR_DUPLICATE,
     ActivitySnapshot,
@@ -128,7 +133,7 @@ class ContextMemo(LRU[tuple[object, ...], CrossFileContext]):
 
 @dataclass
 class _Item:
-    tier: int
+    tier: float
     order: int
     group: int
     path: str
@@ -396,6 +401,7 @@ def build_crossfile_context(
     )
     edits = _outside_window(activity.edits, path, window)
     visits = _outside_window(activity.visits, path, window)
+    dot = nearby.dot_target(lines, offset, cursor_line) if index is not None else ()
     key: tuple[object, ...] = ()
     if memo is not None:
         # Everything the result depends on; none of it changes while typing on a line.
@@ -413,13 +419,22 @@ def build_crossfile_context(
             id(index),
             index.generation if index is not None else -1,
             id(count),
+            dot,
+            nearby.fingerprint(lines, cursor_line),
         )
         remembered = memo.get(key)
         if remembered is not None:
             return remembered
     items: list[_Item] = []
     if index is not None:
-        items += _definition_items(snapshot, cursor_line, path, index, imports or ())
+        targets = import_targets(imports or (), index, path, snapshot.language_name)
+        items += _definition_items(snapshot, cursor_line, path, index, targets)
+        for tier, found, numbered in nearby.candidates(
+            lines, cursor_line, path, snapshot.language_name, index, imports or (), targets, dot,
+            lambda name: _resolve(name, index, path, targets)[0],
+        ):  # fmt: skip
+            group = GROUP_IMPORTS if found.path in targets.files else GROUP_REFERENCES
+            items.append(_Item(tier, len(items), group, found.path, numbered))
     items += _activity_items(line_set(shown), edits, visits)
     items.sort(key=lambda item: (item.tier, item.order))
     selection = _Selection(budget, count)
@@ -482,9 +497,8 @@ def _definition_items(
     cursor_line: int,
     path: str,
     index: WorkspaceIndex,
-    imports: Sequence[Import],
+    targets: ImportTargets,
 ) -> list[_Item]:
-    targets = import_targets(imports, index, path, snapshot.language_name)
     entry = index.get(path)
     local = {d.name for d in entry.definitions} if entry is not None else set()
     items: list[_Item] = []
