@@ -26,6 +26,7 @@ import numpy as np
 from llama_cpp import _internals
 
 from codenook.engine.checkpoints import Checkpoint, CheckpointCache
+from codenook.engine.chunks import MIN_CHUNK, common_prefix, segment_ends
 from codenook.engine.protocol import (
     EngineCounters,
     EngineError,
@@ -40,7 +41,6 @@ from codenook.engine.protocol import (
 )
 
 GGUF_MAGIC = b"GGUF"
-MIN_CHUNK = 2
 MIN_OWN_CTX = 64
 
 # llama.cpp logs every load step. We route its log through our own callback (warnings and
@@ -173,34 +173,6 @@ def inspect_model(path: str | os.PathLike[str]) -> ModelInfo:
         vocab.close()
 
 
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
-
-
-def segment_ends(start: int, end: int, stops: Sequence[int], n_batch: int) -> list[int]:
-    """Chunk ends for decoding tokens [start, end): at ``stops`` and at most ``n_batch`` apart,
-    every chunk at least MIN_CHUNK tokens long (a stop that would break that is skipped)."""
-    ends: list[int] = []
-    position = start
-    for stop in sorted({s for s in stops if start < s < end} | {end}):
-        while stop - position > n_batch:
-            step = n_batch
-            if stop - (position + step) < MIN_CHUNK:
-                step = stop - position - MIN_CHUNK
-            position += step
-            ends.append(position)
-        if stop - position >= MIN_CHUNK and (end - stop >= MIN_CHUNK or stop == end):
-            ends.append(stop)
-            position = stop
-    if not ends or ends[-1] != end:
-        ends.append(end)
-    return ends
-
-
 @dataclass
 class _Lane:
     """One llama.cpp sequence: its exactly-computed prompt tokens and recurrent-state status.
@@ -278,6 +250,10 @@ class LlamaEngine:
         self._batch = _internals.LlamaBatch(n_tokens=n_batch, embd=0, n_seq_max=1)
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
         self._n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
+        self._logits_type = ctypes.c_float * self._n_vocab
+        self._view: tuple[int, np.ndarray] = (0, np.empty(0, dtype=np.float32))
+        # Whether a token ends a generation, and its text, are fixed: read once per token id.
+        self._token_cache: dict[int, tuple[bool, bytes]] = {}
         self._n_batch = n_batch
         self.info = _model_info(self._llm, file, self._ctx.n_ctx())
         self.prefix_cache = prefix_cache
@@ -299,6 +275,12 @@ class LlamaEngine:
     def _piece(self, token: int) -> bytes:
         return self._llm.detokenize([token], special=False)
 
+    def _token_info(self, token: int) -> tuple[bool, bytes]:
+        info = self._token_cache.get(token)
+        if info is None:
+            info = self._token_cache[token] = (self._is_end(token), self._piece(token))
+        return info
+
     # -- memory ------------------------------------------------------------------------------
     #
     # Exactness rule: llama.cpp computes a one-token batch through different kernels than a
@@ -317,7 +299,7 @@ class LlamaEngine:
     def _reuse(self, lane: _Lane, tokens: list[int]) -> tuple[int, bool]:
         """Keep what the new prompt can reuse; return (tokens kept, restored a checkpoint)."""
         limit = len(tokens) - MIN_CHUNK
-        common = _common_prefix(lane.resident, tokens) if self.prefix_cache else 0
+        common = common_prefix(lane.resident, tokens) if self.prefix_cache else 0
         common = min(common, limit)
         if common <= 0:
             self._clear(lane)
@@ -409,9 +391,11 @@ class LlamaEngine:
         lane.position += len(chunk)
 
     def _logits(self) -> np.ndarray:
-        return np.ctypeslib.as_array(
-            llama_cpp.llama_get_logits_ith(self._ctx.ctx, -1), shape=(self._n_vocab,)
-        )
+        """The last decode's logits, not copied: valid only until the next decode."""
+        address = ctypes.addressof(llama_cpp.llama_get_logits_ith(self._ctx.ctx, -1).contents)
+        if address != self._view[0]:  # a view is made again only when llama.cpp's buffer moved
+            self._view = (address, np.ctypeslib.as_array(self._logits_type.from_address(address)))
+        return self._view[1]
 
     # -- generation --------------------------------------------------------------------------
 
@@ -530,16 +514,20 @@ class LlamaEngine:
         fed: list[int] = []  # generated tokens decoded into the lane
         epoch = lane.epoch
         stops = tuple(s for s in request.stop if s)
+        # A stop not found so far can only end in the newest piece: search only when the
+        # piece holds some stop's last character.
+        stop_ends = frozenset(s[-1] for s in stops)
+        token = int(logits.argmax())
         while generated < request.max_tokens:
             if cancelled():
                 return "cancelled", text, generated
-            token = int(np.argmax(logits))
-            if self._is_end(token):
+            end, raw = self._token_info(token)
+            if end:
                 return "eos", text, generated
             generated += 1
-            piece = decoder.decode(self._piece(token))
+            piece = decoder.decode(raw)
             text += piece
-            for stop in stops:
+            for stop in stops if not stop_ends.isdisjoint(piece) else ():
                 at = text.find(stop, max(0, len(text) - len(piece) - len(stop)))
                 if at != -1:
                     return "stop", text[:at], generated
@@ -557,7 +545,9 @@ class LlamaEngine:
                 self._decode(lane, [token])
                 lane.exact = False
                 fed.append(token)
-                logits = self._logits().copy()
+                # Picked before yielding (another lane's decode overwrites the logits), from
+                # llama.cpp's buffer itself: no copy of the whole vocabulary's logits.
+                token = int(self._logits().argmax())
                 yield
                 if lane.epoch != epoch:
                     epoch = yield from self._reread(lane, prompt, fed, cancelled, result)
