@@ -185,8 +185,13 @@ def test_bench_runs_a_short_trace_in_both_modes(tmp_path: Path, capsys: pytest.C
 
 
 FAKE_LLAMA_SERVER = """#!{python}
-import json, sys, time
+import json, os, sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+BODIES = os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), "bodies.jsonl")
+ARGV = os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), "argv.json")
+with open(ARGV, "w") as f:
+    json.dump(sys.argv[1:], f)
 
 class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
@@ -198,10 +203,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with open(BODIES, "a") as f:
+            f.write(json.dumps(body) + "\\n")
         time.sleep(0.02)
-        n = len(body["input_prefix"]) + len(body["input_suffix"])
-        data = json.dumps({{"content": "1", "tokens_evaluated": n, "timings": {{
-            "prompt_n": 4, "cache_n": n - 4, "predicted_n": 2, "predicted_ms": 10.0}}}}).encode()
+        n = len(body["input_prefix"]) + len(body["input_suffix"]) + 8
+        data = json.dumps({{"content": "1", "tokens_evaluated": n, "timings/prompt_n": 4,
+            "timings/cache_n": n - 4, "timings/predicted_n": 2,
+            "timings/predicted_ms": 10.0}}).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -212,31 +220,121 @@ ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
 """
 
 
-def test_llama_server_mode_against_a_stand_in(tmp_path: Path, capsys: pytest.CaptureFixture):
-    """The peer mode's client side (start, /health, /infill, report) without the real binary."""
+def _vim_context(text: str, offset: int) -> dict:
+    """What llama.vim sends for the cursor at ``offset`` (its defaults: 256 / 64 lines)."""
+    lines = text.split("\n")
+    y = text.count("\n", 0, offset)  # from 0
+    x = offset - (text.rfind("\n", 0, offset) + 1)
+    if lines[-1] == "" and y < len(lines) - 1:
+        lines.pop()
+    line = lines[y]
+    blank = line.strip(" \t") == ""
+    return {
+        "input_prefix": "\n".join(lines[max(0, y - 256) : y]) + "\n",
+        "input_suffix": ("" if blank else line[x:])
+        + "\n"
+        + "\n".join(lines[y + 1 : y + 65])
+        + "\n",
+        "prompt": "" if blank else line[:x],
+        "n_indent": 0 if blank else len(line) - len(line.lstrip(" \t")),
+    }
+
+
+def test_llama_vim_mode_sends_what_llama_vim_sends(tmp_path: Path, capsys: pytest.CaptureFixture):
+    """The peer against a stand-in llama-server: its command line, the ring's first request,
+    and every FIM request's body as llama.vim builds it for one of the buffer's states."""
     fake = tmp_path / "llama-server"
     fake.write_text(FAKE_LLAMA_SERVER.format(python=sys.executable), encoding="utf-8")
     fake.chmod(0o755)
     trace_path = tmp_path / "t.json"
-    record(SOURCE, 5, 1, cpm=600, seed=0, auto_indent=True).save(trace_path)
+    trace = record(SOURCE, 6, 1, cpm=600, seed=0, auto_indent=True)  # the last line
+    trace.save(trace_path)
     out = tmp_path / "peer.json"
-    argv = ["--trace", str(trace_path), "--modes", "llama-server", "--speed", "4"]
-    argv += ["--llama-server", str(fake), "--json", str(out)]
+    argv = ["--trace", str(trace_path), "--modes", "llama.vim", "--speed", "4"]
+    argv += ["--llama-server", str(fake), "--json", str(out), "--set", "model.threads=3"]
     assert bench.main(bench.build_parser().parse_args(argv)) == 0
-    peer = json.loads(out.read_text(encoding="utf-8"))["modes"]["llama-server"]
-    assert peer["answered"] >= 1 and peer["error"] == 0
-    assert peer["prefilled_tokens_per_request"] == 4
-    assert peer["checkpoint_hits"] is None and peer["typed_through_share"] is None
-    assert "llama-server" in capsys.readouterr().out
+    peer = json.loads(out.read_text(encoding="utf-8"))["modes"]["llama.vim"]
+    assert peer["answered"] >= 1 and peer["error"] == 0 and peer["lost"] == 0
+    assert peer["requests_sent"] == len(trace.events)  # asked on every keystroke
+    assert peer["prefilled_tokens_per_request"] == 4 and peer["engine_cancelled"] == 0
+    assert peer["checkpoint_hits"] is None
+    assert "llama.vim" in capsys.readouterr().out
+    server_argv = json.loads((tmp_path / "argv.json").read_text())
+    for flag, value in (("--cache-reuse", "256"), ("-c", "4096"), ("-t", "3"), ("-np", "1")):
+        assert server_argv[server_argv.index(flag) + 1] == value
+    bodies = [json.loads(line) for line in (tmp_path / "bodies.jsonl").read_text().splitlines()]
+    ring = bodies[0]  # opening the file: the chunk around the cursor, read ahead
+    assert ring["n_predict"] == 0 and ring["t_max_predict_ms"] == 1 and ring["prompt"] == ""
+    # The whole small file, the cursor's empty last line included, each line ending in \n.
+    assert ring["input_extra"][0]["text"] == trace.initial_text + "\n"
+    assert ring["input_extra"][0]["filename"] == trace.uri_path
+    states = []
+    buffer = Buffer(trace.initial_text, trace.cursor)
+    for event in trace.events:
+        buffer.apply(event)
+        states.append(_vim_context(buffer.text, buffer.offset))
+    fims = [b for b in bodies[1:] if b["t_max_predict_ms"] == 250]
+    assert fims, "at least one FIM request"
+    for body in bodies[1:]:
+        assert body["id_slot"] == 0 and body["cache_prompt"] is True and body["stream"] is False
+        assert body["samplers"] == ["top_k", "top_p", "infill"]
+        assert (body["top_k"], body["top_p"], body["n_predict"]) == (40, 0.9, 16)
+        assert body["t_max_prompt_ms"] == 500 and body["t_max_predict_ms"] in (250, 1000)
+        assert "temperature" not in body and body["stop"] == []
+        # The ring's chunk is the whole small file, like the text around the cursor: evicted.
+        assert body["input_extra"] == []
+    for body in fims:
+        sent = {k: body[k] for k in ("input_prefix", "input_suffix", "prompt", "n_indent")}
+        assert sent in states
+    assert fims[-1] == {**fims[-1], **states[-1]}, "the last keystroke's request goes out"
 
 
-def test_llama_server_mode_is_skipped_without_the_binary(tmp_path: Path, capsys):
+def test_llama_vim_ring_buffer_gathers_and_evicts_like_llama_vim():
+    from codenook.devtools.bench.llamavim import LlamaVimClient, chunk_similarity
+
+    assert chunk_similarity(["a b c"], ["a b c"]) == 1.0
+    assert chunk_similarity(["a b"], ["c d"]) == 0.0
+    assert chunk_similarity([], []) == 1.0
+    lines = [f"def f{i}(x): return x + {i}" for i in range(400)]
+    client = LlamaVimClient("big.py", seed=1)
+    client.gather(lines, 350)  # far from the last pick: lines 1..94 beyond n_prefix
+    assert len(client.queued) == 1 and 30 <= len(client.queued[0].data) <= 33
+    assert set(client.queued[0].data) <= set(lines[:94])
+    client.gather(lines, 360)  # moved 10 lines: nothing new
+    assert len(client.queued) == 1
+    body = client.ring_update()
+    assert body is not None and body["n_predict"] == 0 and len(body["input_extra"]) == 1
+    assert client.ring and not client.queued
+    ctx = client.local(lines, 4, 350, [])
+    assert ctx.middle == lines[349][:4] and ctx.indent == 0
+    assert ctx.prefix == "\n".join(lines[93:349]) + "\n"  # 256 lines
+    assert ctx.suffix == lines[349][4:] + "\n" + "\n".join(lines[350:400]) + "\n"
+    fim = client.fim_body(lines, 350, ctx, [], 128)
+    # Every line is alike ("def f..(x): return x + .."): the ring's chunk is evicted.
+    assert fim["input_extra"] == [] and client.evictions == 1
+    assert (fim["n_predict"], fim["t_max_predict_ms"], fim["n_indent"]) == (128, 250, 0)
+    spec = client.local(lines, 4, 350, ["    y = 1", "    return y"])
+    assert spec.middle == "    return y" and spec.prefix.endswith(lines[349] + "    y = 1\n")
+    assert client.fim_body(lines, 350, spec, ["a", "b"], 128)["t_max_predict_ms"] == 1000
+    blank = client.local(["x = 1", "    ", "y"], 2, 2, [])
+    assert (blank.middle, blank.indent, blank.suffix) == ("", 0, "\ny\n")
+
+
+def test_the_old_llama_server_mode_names_its_replacement(tmp_path: Path, capsys):
     trace_path = tmp_path / "t.json"
     record(SOURCE, 5, 1, seed=0).save(trace_path)
     argv = ["--trace", str(trace_path), "--modes", "llama-server"]
+    assert bench.main(bench.build_parser().parse_args(argv)) == 1
+    assert "replaced by llama.vim" in capsys.readouterr().err
+
+
+def test_llama_vim_mode_is_skipped_without_the_binary(tmp_path: Path, capsys):
+    trace_path = tmp_path / "t.json"
+    record(SOURCE, 5, 1, seed=0).save(trace_path)
+    argv = ["--trace", str(trace_path), "--modes", "llama.vim"]
     argv += ["--llama-server", str(tmp_path / "missing")]
     assert bench.main(bench.build_parser().parse_args(argv)) == 1  # nothing else to run
-    assert "skipping llama-server" in capsys.readouterr().err
+    assert "skipping llama.vim" in capsys.readouterr().err
 
 
 class FakeOpenAI(BaseHTTPRequestHandler):
@@ -338,8 +436,8 @@ def test_remote_mode_needs_an_engine_url(tmp_path: Path, capsys: pytest.CaptureF
 
 def test_the_parts_of_the_benchmark_import_in_one_direction():
     """Each module imports only those before it, so no two can import each other."""
-    order = ["errors", "trace", "rpc", "replay", "targets", "report", "run", "assist"]
-    order += ["background", "shared", "cli"]
+    order = ["errors", "trace", "rpc", "replay", "llamavim", "targets", "report", "run", "assist"]
+    order += ["background", "shared", "engine", "cli"]
     package = Path(bench.__file__).parent
     for position, name in enumerate(order):
         text = (package / f"{name}.py").read_text(encoding="utf-8")

@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from codenook.devtools.bench.engine import add_parser as add_engine_parser
 from codenook.devtools.bench.errors import BenchError
 from codenook.devtools.bench.trace import DEFAULT_DEBOUNCE_MS, DEFAULT_TRACE_NAME, record
 
@@ -25,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--modes",
         default="off,on",
-        help="comma-separated: off, on, remote, llama-server (default: off,on, plus remote when"
-        " --engine-url is given and llama-server when --llama-server is given)",
+        help="comma-separated: off, on, remote, llama.vim (default: off,on, plus remote when"
+        " --engine-url is given and llama.vim when --llama-server is given)",
     )
     parser.add_argument("--model", help="GGUF model file (sets model.path)")
     parser.add_argument("--settings", help="JSON file with settings for every mode")
@@ -44,7 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="write every number here")
     parser.add_argument(
-        "--llama-server", metavar="PATH", help="llama.cpp's llama-server binary: adds that mode"
+        "--llama-server",
+        metavar="PATH",
+        help="llama.cpp's llama-server binary: adds mode llama.vim (llama-server driven as"
+        " the llama.vim plugin drives it)",
     )
     parser.add_argument(
         "--engine-url",
@@ -59,14 +63,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.description = (
         "Replay a recorded typing session through `codenook serve` the way an editor does, once"
-        " per mode (prefix cache off / on, optionally a remote server or llama-server), and"
+        " per mode (prefix cache off / on, optionally a remote server or llama.vim), and"
         " compare latency and prompt work. Without a subcommand the trace is run; `record`"
         " makes a trace."
     )
     sub = parser.add_subparsers(
         dest="bench_command",
         title="subcommand (optional)",
-        metavar="record SOURCE --out FILE | assist | shared",
+        metavar="record SOURCE --out FILE | assist | shared | engine",
     )
     assist = sub.add_parser(
         "assist", help="time hover (cold / cached) and a streamed code action instead"
@@ -120,6 +124,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=256,
         help="max_tokens of each API turn of the agent scenario (default 256)",
     )
+    add_engine_parser(sub)
     rec = sub.add_parser("record", help="make a trace by typing lines of an existing file")
     rec.add_argument("source", type=Path, help="the file whose lines are typed")
     rec.add_argument("--out", type=Path, required=True, help="trace file to write")
@@ -205,6 +210,10 @@ def main(args: argparse.Namespace) -> int:
             from codenook.devtools.bench.shared import cmd_shared
 
             return cmd_shared(args)
+        if args.bench_command == "engine":
+            from codenook.devtools.bench.engine import cmd_engine
+
+            return cmd_engine(args)
         from codenook.devtools.bench.run import cmd_run
 
         return cmd_run(args)

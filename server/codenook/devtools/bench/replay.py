@@ -9,6 +9,7 @@ the next keystroke.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,7 +28,8 @@ class RequestRecord:
     version: int = 0
     answered_at: float | None = None
     # pending, then: answered | cancelled (the server acknowledged our cancel) | late
-    # (answered although we cancelled it) | error | lost (no answer before the run ended)
+    # (answered although we cancelled it) | skipped (the client sent nothing: llama.vim's
+    # rules) | error | lost (no answer before the run ended)
     outcome: str = "pending"
     cancel_sent: bool = False
     stale: bool = False  # answered after a newer keystroke had been sent
@@ -59,7 +61,7 @@ class RequestRecord:
 
 
 class Target(Protocol):
-    """What a replay drives: codenook over LSP, or llama-server over HTTP."""
+    """What a replay drives: codenook over LSP, or llama-server over HTTP as llama.vim."""
 
     async def change(self, version: int, edit: Edit) -> None: ...
 
@@ -81,7 +83,14 @@ async def _sleep_until(loop: asyncio.AbstractEventLoop, deadline: float) -> None
 async def replay(
     trace: Trace, target: Target, speed: float = 1.0
 ) -> tuple[list[RequestRecord], float]:
-    """Type ``trace`` into ``target`` in real time; the requests and the wall time in seconds."""
+    """Type ``trace`` into ``target`` in real time; the requests and the wall time in seconds.
+
+    A target with a ``debounce_ms`` attribute is asked with that debounce instead of the
+    trace's (the llama.vim peer asks on every keystroke).
+    """
+    debounce = getattr(target, "debounce_ms", None)
+    if debounce is not None:
+        trace = dataclasses.replace(trace, debounce_ms=float(debounce))
     loop = asyncio.get_running_loop()
     buffer = Buffer(trace.initial_text, trace.cursor)
     version = 1

@@ -55,7 +55,7 @@ def summarize(
     }
 
 
-_OUTCOMES = ("answered", "cancelled", "late", "error", "lost")
+_OUTCOMES = ("answered", "cancelled", "skipped", "late", "error", "lost")
 
 
 def _ran_model(record: RequestRecord) -> bool:
@@ -114,9 +114,18 @@ def add_engine_stats(
         report["decode_tokens_per_s"] = float(stats["tokensPerSecond"])
 
 
-def add_peer_stats(report: dict[str, Any], records: list[RequestRecord]) -> None:
-    """llama-server reports only the requests it answered: totals come from those."""
-    sampled = [r.engine for r in records if r.outcome in ("answered", "late") and r.engine]
+def add_peer_stats(
+    report: dict[str, Any],
+    records: list[RequestRecord],
+    work: Sequence[dict[str, Any]] | None = None,
+) -> None:
+    """llama-server reports only on what it answered: the totals come from ``work`` (every
+    request the llama.vim peer sent, each answered since it cancels none), else from the
+    answered records."""
+    if work is None:
+        sampled = [r.engine for r in records if r.outcome in ("answered", "late") and r.engine]
+    else:
+        sampled = list(work)
     answered = len(sampled)
     totals = {
         key: sum(s[key] for s in sampled)
@@ -131,6 +140,15 @@ def add_peer_stats(report: dict[str, Any], records: list[RequestRecord]) -> None
         report[key] = None
     report["completion_counters"] = None
     report["typed_through_share"] = None
+    if work is not None:
+        report["engine_cancelled"] = 0  # llama.vim never stops a request
+        shown = sum(r.outcome == "answered" and r.engine is None for r in records)
+        report["typed_through"] = shown  # shown from its own cache of answers
+        report["typed_through_share"] = _ratio(shown, len(records))
+        kinds: dict[str, int] = {}
+        for item in work:
+            kinds[str(item.get("kind"))] = kinds.get(str(item.get("kind")), 0) + 1
+        report["engine_requests_by_kind"] = kinds
     _hit_rate_and_speed(report, records)
 
 
@@ -150,6 +168,7 @@ ROWS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
     ("completion requests sent", lambda r: _number(r["requests_sent"])),
     ("  answered", lambda r: _number(r["answered"])),
     ("  cancelled", lambda r: _number(r["cancelled"])),
+    ("  not sent (the client's rules)", lambda r: _number(r.get("skipped", 0))),
     ("  answered after our cancel", lambda r: _number(r["late"])),
     ("  errors / never answered", lambda r: f"{r['error']} / {r['lost']}"),
     ("  answers after a newer keystroke", lambda r: _number(r["stale"])),
@@ -215,7 +234,7 @@ def format_table(reports: Sequence[dict[str, Any]]) -> str:
 
 # Modes whose server is not codenook's own engine, compared with mode ``on`` (the same trace
 # through codenook's in-process engine) in ratio lines under the table.
-PEER_MODES = ("remote", "llama-server")
+PEER_MODES = ("remote", "llama.vim")
 
 
 def _times(a: Any, b: Any) -> str:

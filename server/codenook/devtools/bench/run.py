@@ -20,11 +20,13 @@ from typing import Any
 from codenook.devtools.bench.errors import BenchError
 from codenook.devtools.bench.replay import replay
 from codenook.devtools.bench.report import add_engine_stats, add_peer_stats, format_table, summarize
-from codenook.devtools.bench.targets import CodenookTarget, LlamaServerTarget, find_llama_server
+from codenook.devtools.bench.targets import CodenookTarget, LlamaVimTarget, find_llama_server
 from codenook.devtools.bench.trace import Trace, default_trace
 from codenook.settings import Settings, parse_settings
 
-LLAMA_SERVER = "llama-server"
+LLAMA_VIM = "llama.vim"
+# The mode before llama.vim: the whole buffer as input_prefix, no ring, no time limits.
+OLD_LLAMA_SERVER = "llama-server"
 REMOTE = "remote"
 # Settings that make a mode; they are applied over --settings/--set, so a mode always wins.
 # Each mode's server loads its own model (the environment says so too, see rpc.server_env):
@@ -36,7 +38,7 @@ MODE_SETTINGS: dict[str, dict[str, Any]] = {
     "on": {"engine.prefixCache": True, "engine.mode": "inprocess", "engine.backend": "llama"},
     REMOTE: {"engine.backend": "openai", "engine.mode": "inprocess"},
 }
-MODES = (*MODE_SETTINGS, LLAMA_SERVER)
+MODES = (*MODE_SETTINGS, LLAMA_VIM)
 
 
 def remote_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -85,7 +87,7 @@ async def run_codenook_mode(
     return report
 
 
-async def run_llama_server_mode(
+async def run_llama_vim_mode(
     binary: str, trace: Trace, settings: Settings, speed: float
 ) -> dict[str, Any]:
     from codenook.engine.models import NoModel, resolve_model_path
@@ -94,26 +96,35 @@ async def run_llama_server_mode(
         model = resolve_model_path(settings.model.path)
     except NoModel as exc:
         raise BenchError(str(exc)) from exc
-    target = LlamaServerTarget(binary, model, settings)
+    target = LlamaVimTarget(binary, model, settings, trace.uri_path)
     try:
-        await target.start()
+        await target.start(trace)
         records, elapsed = await replay(trace, target, speed)
+        await target.finish()
     except BenchError as exc:
-        raise BenchError(f"mode {LLAMA_SERVER}: {exc}\n--- log ---\n{target.log_tail()}") from exc
+        raise BenchError(f"mode {LLAMA_VIM}: {exc}\n--- log ---\n{target.log_tail()}") from exc
     finally:
         target.stop()
         target.log.close()
-    report = summarize(LLAMA_SERVER, trace, records, elapsed)
+    report = summarize(LLAMA_VIM, trace, records, elapsed)
     report["settings"] = {
         "binary": binary,
-        "context": target.context,
-        "n_predict": target.max_tokens,
+        "command": target.command()[1:],
+        "n_predict": target.n_predict,
+        "ring_chunks_at_end": len(target.client.ring),
+        "ring_evictions": target.client.evictions,
     }
     report["model"] = str(model)
     report["load_ms"] = round(target.load_ms, 1)
-    errors = [r.error for r in records if r.outcome == "error" and r.error]
-    report["messages"] = errors[:1]
-    add_peer_stats(report, records)
+    report["messages"] = target.errors[:1]
+    add_peer_stats(report, records, target.work)
+    kinds = report.get("engine_requests_by_kind") or {}
+    report["messages"].append(
+        "/infill requests: "
+        + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+        + f"; ring chunks at the end {len(target.client.ring)},"
+        f" evicted {target.client.evictions}"
+    )
     return report
 
 
@@ -156,16 +167,16 @@ async def run_modes(
     reports = []
     for mode in modes:
         print(f"codenook bench: running mode {mode} ...", file=sys.stderr)
-        if mode == LLAMA_SERVER:
+        if mode == LLAMA_VIM:
             binary = find_llama_server(args.llama_server) if args.llama_server else None
             if binary is None:
                 where = args.llama_server or "(no --llama-server given)"
                 print(
-                    f"codenook bench: skipping {LLAMA_SERVER}: no binary at {where}",
+                    f"codenook bench: skipping {LLAMA_VIM}: no llama-server binary at {where}",
                     file=sys.stderr,
                 )
                 continue
-            reports.append(await run_llama_server_mode(binary, trace, settings, args.speed))
+            reports.append(await run_llama_vim_mode(binary, trace, settings, args.speed))
         else:
             own = remote_settings(args) if mode == REMOTE else MODE_SETTINGS[mode]
             mode_settings = {**changed, **own}
@@ -186,8 +197,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if args.engine_url and REMOTE not in modes:
         modes.append(REMOTE)
-    if args.llama_server and LLAMA_SERVER not in modes:
-        modes.append(LLAMA_SERVER)
+    if OLD_LLAMA_SERVER in modes:
+        raise BenchError(
+            f"mode {OLD_LLAMA_SERVER} was replaced by {LLAMA_VIM}: llama-server driven as the"
+            " llama.vim plugin drives it (see docs/bench.md)"
+        )
+    if args.llama_server and LLAMA_VIM not in modes:
+        modes.append(LLAMA_VIM)
     unknown = [m for m in modes if m not in MODES]
     if unknown or not modes:
         raise BenchError(f"unknown mode {unknown}: choose from {', '.join(MODES)}")

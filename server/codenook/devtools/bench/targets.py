@@ -1,5 +1,5 @@
 """The two things a trace is replayed into: ``codenook serve`` over LSP, and llama.cpp's
-``llama-server`` over HTTP as the peer to compare with.
+``llama-server`` over HTTP, driven as the llama.vim plugin drives it, as the peer.
 
 Both satisfy ``replay.Target``, so the replay loop and the report cannot tell them apart and
 the comparison is of the servers alone.
@@ -23,6 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from codenook.devtools.bench.errors import BenchError
+from codenook.devtools.bench.llamavim import (
+    MAX_LINE_SUFFIX,
+    RETRY_S,
+    RING_IDLE_S,
+    RING_UPDATE_S,
+    LlamaVimClient,
+    VimJob,
+)
 from codenook.devtools.bench.replay import DRAIN_TIMEOUT_S, RequestRecord
 from codenook.devtools.bench.rpc import REQUEST_CANCELLED, JsonRpcClient, RpcError, start_server
 from codenook.devtools.bench.trace import Buffer, Edit, Trace
@@ -213,47 +221,80 @@ def _first_item(result: Any) -> str | None:
     return text if isinstance(text, str) else ""
 
 
-# -- llama-server over HTTP (the peer) ---------------------------------------------------------
+# -- llama-server driven as llama.vim drives it (the peer) -------------------------------------
 
 
-class LlamaServerTarget:
-    """llama.cpp's ``llama-server`` fed the same trace through ``/infill``.
+class LlamaVimTarget:
+    """llama.cpp's ``llama-server`` fed the trace the way llama.vim feeds it.
 
-    The document stays on this side; every request sends the whole text before and after the
-    cursor, with ``cache_prompt`` so the server reuses what it can (and ``--cache-reuse 256``
-    lets it shift matching chunks). A request is cancelled by closing its connection.
+    llama.vim asks on every cursor move (no debounce), keeps one request in flight (a newer
+    one waits on a 100 ms timer that each newer keystroke replaces) and never cancels one;
+    it shows cached answers at once, and after showing one it asks speculatively for what
+    would follow it. A record is answered when a suggestion is shown for its keystroke.
     """
 
-    def __init__(self, binary: str, model: Path, settings: Settings) -> None:
+    debounce_ms = 0.0  # llama.vim's CursorMovedI asks at once
+
+    def __init__(self, binary: str, model: Path, settings: Settings, filename: str) -> None:
         self.binary = binary
         self.model = model
         self.context = settings.model.contextSize
         self.threads = settings.model.threads
-        self.max_tokens = settings.completion.maxTokens
+        self.batch = settings.model.batchSize
+        self.n_predict = settings.completion.maxTokens
         self.port = _free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by run.py's run_*_mode
         self.load_ms = 0.0
-        self._connections: dict[int, http.client.HTTPConnection] = {}
-        self._bodies: dict[int, bytes] = {}
+        self.client = LlamaVimClient(filename)
+        self.buffer: Buffer | None = None
+        self.current: RequestRecord | None = None
+        self.job: VimJob | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.hint_shown = False
+        self.can_accept = False
+        self.last_move = time.monotonic()
+        self.posted: list[dict[str, Any]] = []  # every /infill body sent, in order
+        self.work: list[dict[str, Any]] = []  # engine facts of every answered request, by kind
+        self.errors: list[str] = []
+        self._resolved: dict[int, asyncio.Event] = {}
+        self._posted_for: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ticker: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
+    def command(self) -> list[str]:
+        from codenook.engine.llama import default_threads
+
+        threads = self.threads or default_threads()
         command = [self.binary, "-m", str(self.model), "--host", "127.0.0.1"]
         command += ["--port", str(self.port), "--cache-reuse", "256", "-c", str(self.context)]
-        if self.threads:
-            command += ["-t", str(self.threads)]
+        command += ["-t", str(threads), "-b", str(self.batch), "-ub", str(self.batch), "-np", "1"]
+        return command
+
+    async def start(self, trace: Trace) -> None:
         started = time.monotonic()
         self.process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT
+            self.command(), stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT
         )
         while time.monotonic() - started < READY_TIMEOUT_S:
             if self.process.poll() is not None:
                 raise BenchError(f"llama-server exited with {self.process.returncode}")
             if await asyncio.to_thread(self._healthy):
                 self.load_ms = (time.monotonic() - started) * 1000
-                return
+                break
             await asyncio.sleep(0.2)
-        raise BenchError(f"llama-server was not ready after {READY_TIMEOUT_S:.0f} s")
+        else:
+            raise BenchError(f"llama-server was not ready after {READY_TIMEOUT_S:.0f} s")
+        # Opening the file: BufEnter gathers a chunk around the cursor, and (the editor still
+        # in normal mode) the ring's timer moves it in and has the server read it.
+        buffer = Buffer(trace.initial_text, trace.cursor)
+        _, y = self.client.cursor(buffer)
+        self.client.pick_chunk(self.client.around(self.client.lines(buffer), y), True, True)
+        body = self.client.ring_update()
+        if body is not None:
+            await self._post_body(body, "ring")
+        self.work.clear()  # opening the file is not part of the replay's numbers
+        self._ticker = asyncio.ensure_future(self._ring_ticker())
 
     def _healthy(self) -> bool:
         try:
@@ -262,68 +303,166 @@ class LlamaServerTarget:
         except (urllib.error.URLError, OSError):
             return False
 
+    async def _ring_ticker(self) -> None:
+        while True:
+            await asyncio.sleep(RING_UPDATE_S)
+            if time.monotonic() - self.last_move < RING_IDLE_S:
+                continue  # insert mode, cursor moving: the ring waits
+            body = self.client.ring_update()
+            if body is not None:
+                self._spawn(self._post_body(body, "ring"))
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- the replay's side
     async def change(self, version: int, edit: Edit) -> None:
-        return None  # the document lives here; each request carries it
+        self.client.modified = True
+        self.last_move = time.monotonic()
 
     async def complete(self, record: RequestRecord, buffer: Buffer) -> None:
-        body = {
-            "input_prefix": buffer.prefix(),
-            "input_suffix": buffer.suffix(),
-            "input_extra": [],
-            "prompt": "",
-            "n_predict": self.max_tokens,
-            "cache_prompt": True,
-            "temperature": 0,
-            "samplers": ["top_k"],
-            "top_k": 1,
-            "stream": False,
-        }
-        self._bodies[id(record)] = json.dumps(body).encode("utf-8")
-        self._connections[id(record)] = http.client.HTTPConnection(
-            "127.0.0.1", self.port, timeout=DRAIN_TIMEOUT_S
-        )
+        """A cursor move (CursorMovedI): show what the cache has, then ask."""
+        self.buffer, self.current = buffer, record
+        self._resolved[id(record)] = asyncio.Event()
+        self.last_move = time.monotonic()
+        self.hint_shown = False  # s:on_move hides the suggestion ...
+        self._try_hint(None)  # ... and shows a cached one
+        self._fim(None, [])
 
     async def cancel(self, record: RequestRecord) -> None:
-        sock = self._connections[id(record)].sock
-        if sock is not None:  # llama-server stops a task whose client went away
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        # llama.vim never stops a request for a newer keystroke; one not yet sent is dropped.
+        if id(record) not in self._posted_for:
+            self._resolve(record, "cancelled")
 
     async def wait(self, record: RequestRecord) -> None:
-        connection = self._connections[id(record)]
-        loop = asyncio.get_running_loop()
-        try:
-            status, payload = await asyncio.to_thread(
-                _post, connection, "/infill", self._bodies.pop(id(record))
-            )
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            record.outcome = "cancelled" if record.cancel_sent else "error"
-            record.error = None if record.cancel_sent else f"{type(exc).__name__}: {exc}"
+        await self._resolved[id(record)].wait()
+
+    def _resolve(self, record: RequestRecord, outcome: str) -> None:
+        if record.outcome == "pending":
+            record.outcome = outcome
+            if outcome in ("answered", "late"):
+                record.answered_at = asyncio.get_running_loop().time()
+            self._resolved[id(record)].set()
+
+    # -- llama.vim's FIM lane
+    def _fim(self, pos: tuple[int, int] | None, prev: list[str]) -> None:
+        """llama#fim: one request in flight, else a 100 ms timer (one, the newest call's)
+        tries again. ``pos`` None: the cursor's, for the keystroke being typed."""
+        if self.job is not None:
+            if self.timer is not None:
+                self.timer.cancel()
+            loop = asyncio.get_running_loop()
+            self.timer = loop.call_later(RETRY_S, self._fim, pos, prev)
             return
+        self.timer = None
+        assert self.buffer is not None
+        record = self.current if pos is None and self.current is not None else None
+        if record is not None and record.outcome != "pending":
+            record = None  # already shown from the cache: the request still goes out
+        lines = self.client.lines(self.buffer)
+        x, y = pos if pos is not None else self.client.cursor(self.buffer)
+        ctx = self.client.local(lines, x, y, prev) if y <= len(lines) else None
+        keys = self.client.keys(ctx) if ctx is not None else []
+        if (
+            ctx is None
+            or len(ctx.line_cur_suffix) > MAX_LINE_SUFFIX
+            or any(self.client.cache_get(k) is not None for k in keys)
+        ):
+            if record is not None:  # nothing is sent and nothing shown for this keystroke
+                self._resolve(record, "skipped")
+            return
+        _, cursor_y = self.client.cursor(self.buffer)
+        body = self.client.fim_body(lines, cursor_y, ctx, prev, self.n_predict)
+        self.job = VimJob(keys, record, "speculative" if prev else "fim")
+        if record is not None:
+            self._posted_for.add(id(record))
+        self._spawn(self._run_job(self.job, body))
+        self.client.gather(lines, y)
+
+    async def _run_job(self, job: VimJob, body: dict[str, Any]) -> None:
+        status, payload, facts = await self._post_body(body, job.kind)
+        record = job.record
+        if status == 200 and isinstance(payload, dict) and "content" in payload:
+            for key in job.keys:
+                self.client.cache_insert(key, payload)
+            if not self.hint_shown or not self.can_accept:
+                # Still "in flight" here (the output callback runs before the exit
+                # callback), so a speculative request this shows goes on the timer.
+                self._try_hint(facts if job.record is self.current else None)
+        elif record is not None and record.outcome == "pending":
+            record.error = f"HTTP {status}: {payload}"[:300]
+            self._resolve(record, "error")
+        self.job = None
+        if record is not None and record.outcome == "pending":
+            self._resolve(record, "late")  # answered, but a newer keystroke came first
+
+    def _try_hint(self, facts: dict[str, Any] | None) -> None:
+        """s:fim_try_hint at the cursor: show a cached answer, then ask what follows it."""
+        assert self.buffer is not None
+        lines = self.client.lines(self.buffer)
+        x, y = self.client.cursor(self.buffer)
+        if y > len(lines):
+            return
+        text = self.client.find_answer(self.client.local(lines, x, y, []))
+        if text is None:
+            return
+        content, self.can_accept = self.client.render(lines, x, y, text)
+        self.hint_shown = True
+        record = self.current
+        if record is not None and record.outcome == "pending":
+            record.suggestion = text
+            record.engine = facts  # None: shown from the client's cache, no model call
+            self._resolve(record, "answered")
+        self._fim((x, y), content)  # the speculative request
+
+    async def _post_body(
+        self, body: dict[str, Any], kind: str
+    ) -> tuple[int, Any, dict[str, Any] | None]:
+        self.posted.append(body)
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=DRAIN_TIMEOUT_S)
+        data = json.dumps(body).encode("utf-8")
+        try:
+            status, payload = await asyncio.to_thread(_post, connection, "/infill", data)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+            return 0, str(exc), None
         finally:
             connection.close()
-        arrived = loop.time()
         if status != 200 or not isinstance(payload, dict):
-            record.outcome, record.error = "error", f"HTTP {status}: {payload}"[:300]
-            return
-        record.answered_at = arrived
-        record.outcome = "late" if record.cancel_sent else "answered"
-        record.suggestion = str(payload.get("content", ""))
-        timings = payload.get("timings") or {}
+            self.errors.append(f"HTTP {status}: {payload}"[:300])
+            return status, payload, None
         prompt = float(payload.get("tokens_evaluated") or 0)
-        prefilled = float(timings.get("prompt_n") or 0)
-        cached = timings.get("cache_n")
-        record.engine = {
+        prefilled = float(payload.get("timings/prompt_n") or 0)
+        cached = payload.get("timings/cache_n")
+        generated = float(payload.get("timings/predicted_n") or 0)
+        facts = {
             "prompt_tokens": prompt,
             "cached_tokens": float(cached if cached is not None else max(0.0, prompt - prefilled)),
             "prefilled_tokens": prefilled,
-            "generated_tokens": float(timings.get("predicted_n") or 0),
-            "decoded_tokens": float(timings.get("predicted_n") or 0),  # as its tokens/s counts
-            "decode_ms": float(timings.get("predicted_ms") or 0),
-            "prefill_ms": float(timings.get("prompt_ms") or 0),
+            "generated_tokens": generated,
+            # The first token comes out of reading the prompt, as in codenook's rows (a
+            # one-token answer, an end of generation at once, has no decode speed).
+            "decoded_tokens": max(0.0, generated - 1),
+            "decode_ms": float(payload.get("timings/predicted_ms") or 0),
+            "prefill_ms": float(payload.get("timings/prompt_ms") or 0),
         }
+        self.work.append({"kind": kind, **facts})
+        return status, payload, facts
+
+    async def finish(self) -> None:
+        """After the replay: stop the timers, let requests still running end."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+        if self.timer is not None:
+            self.timer.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=DRAIN_TIMEOUT_S)
 
     def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
