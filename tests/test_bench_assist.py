@@ -25,6 +25,7 @@ def test_bench_assist_reports_typing_while_hovering(tmp_path: Path, capsys) -> N
     # Whether the hover outlived all the typing depends on how long the model's explanation
     # is; the bench reports it so a reader can tell.
     assert isinstance(timings["hover_still_running_after_typing"], bool)
-    assert timings["action_status"] == "applied"
+    # The small model's reply may fail validation ("rejected"); anything else is a defect.
+    assert timings["action_status"] in ("applied", "rejected")
     assert len(KEYSTROKES) >= 20
     assert "typing_while_hovering_ratio" in capsys.readouterr().out

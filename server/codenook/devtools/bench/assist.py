@@ -132,7 +132,6 @@ async def _measure(model: str | None) -> dict[str, Any]:
                 started = time.perf_counter()
                 await rpc.call("textDocument/hover", hover_params, timeout=600)
                 timings[label] = round((time.perf_counter() - started) * 1000, 1)
-            timings.update(await _typing_while_hovering(rpc, uri, doc))
             start = _position(CODE, "    m = mean")
             actions = await rpc.call(
                 "textDocument/codeAction",
@@ -163,6 +162,8 @@ async def _measure(model: str | None) -> dict[str, Any]:
                     "action_edits": len(edits),
                 }
             )
+            # Last, so the action above reads the same document as in earlier versions.
+            timings.update(await _typing_while_hovering(rpc, uri, doc))
             return timings
         finally:
             await rpc.close()
