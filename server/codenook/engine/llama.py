@@ -433,7 +433,7 @@ class LlamaEngine:
         filled up and it was given up, and then it is read again on resuming.
         """
         # A window beyond this engine's lanes types into the first window's lane.
-        return self._run(request, cancelled, self._lanes[lane if lane < len(self._lanes) else 0])
+        return self._run(request, cancelled, self._lanes[lane])
 
     def _run(self, request: GenerationRequest, cancelled: Callable[[], bool], lane: _Lane) -> Step:
         started = time.perf_counter()

@@ -39,6 +39,7 @@ from codenook.engine.protocol import (
     run_to_end,
 )
 from codenook.engine.remote_http import Http, RemoteConfig, ServerError, error_text
+from codenook.lru import CachedCounter
 
 # Spellings of each FIM marker, as the model families that use them write them. A marker is
 # the model's when the server's tokenizer reads it as one token.
@@ -113,9 +114,10 @@ class RemoteEngine:
         self.counters = EngineCounters()
         self.discovery = Discovery()
         self._llama_server = False
-        self._count_cache: dict[str, int] = {}
+        self._counts = CachedCounter(self._count)
+        self._count_lock = threading.Lock()  # counts come from any thread
         self._active: list[tuple[http.client.HTTPConnection, Callable[[], bool], float]] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()  # guards _active; wakes the watchdog
         self._closed = threading.Event()
         self._tokenize_paused_until = 0.0
         self.info = self._describe()
@@ -176,7 +178,7 @@ class RemoteEngine:
         found.tokenizer = self._token_count("a") is not None
         if found.tokenizer:
             trips = []
-            for _ in range(3):
+            for _ in range(5):  # the fastest of several: one slow trip says little
                 began = time.perf_counter()
                 counted = self._token_count(CALIBRATION) or 1
                 trips.append(time.perf_counter() - began)
@@ -257,15 +259,8 @@ class RemoteEngine:
     def tokenize(self, text: str, special: bool = False) -> list[int]:
         """Placeholder ids, as many as the server's tokenizer makes (or an estimate without
         its tokenize endpoint): callers only count them, and ids never cross the wire."""
-        with self._lock:
-            n = self._count_cache.get(text)
-        if n is None:
-            n = self._count(text)
-            with self._lock:
-                if len(self._count_cache) > 50_000:
-                    self._count_cache.clear()
-                self._count_cache[text] = n
-        return [0] * n
+        with self._count_lock:
+            return [0] * self._counts(text)
 
     def _count(self, text: str) -> int:
         if not text:
@@ -333,6 +328,7 @@ class RemoteEngine:
         deadline = started + request.time_budget_s if request.time_budget_s else math.inf
         with self._lock:
             self._active.append((conn, cancelled, deadline))
+            self._lock.notify()
         first: float | None = None
         try:
             for chunk in self._chunks(response, cancelled, deadline):
@@ -370,7 +366,7 @@ class RemoteEngine:
         result.prefill_s = (first or done) - started
         result.decode_s = done - (first or done)
         if not result.prompt_tokens:
-            result.prompt_tokens = len(self.tokenize(prompt))
+            result.prompt_tokens = self._count(prompt)  # not remembered: prompts rarely repeat
             result.prefilled_tokens = result.prompt_tokens
         if result.stop_reason == "cancelled":
             self.counters.cancelled += 1
@@ -494,7 +490,11 @@ class RemoteEngine:
     def _watch(self) -> None:
         """Close a stream the moment its job is cancelled or out of time: a blocking read on
         the engine thread must not delay a keystroke by a whole server round trip."""
-        while not self._closed.wait(WATCH_S):
+        while True:
+            with self._lock:  # asleep while no stream is open
+                self._lock.wait_for(lambda: self._active or self._closed.is_set())
+            if self._closed.wait(WATCH_S):
+                return
             now = time.perf_counter()
             with self._lock:
                 ended = [
@@ -509,6 +509,7 @@ class RemoteEngine:
     def close(self) -> None:
         self._closed.set()
         with self._lock:
+            self._lock.notify_all()
             active, self._active = self._active, []
         for conn, _, _ in active:
             conn.close()

@@ -177,8 +177,6 @@ class Http:
         elif status in (502, 503):
             fix = "the server is still loading its model or is overloaded (or a proxy before it"
             fix += " is); codenook tries again, see the server's log if it lasts"
-        elif status >= 500:
-            fix = "see the server's log"
         else:
             fix = "see the server's log"
         return ServerError(

@@ -357,8 +357,9 @@ class _Finder:
         here, ahead of those of the imported names the file uses already."""
         text = self.text
         for name, files in self.targets.names.items():
-            if len(name) < 2 or text.count(name) > 1:
-                continue
+            first = text.find(name)
+            if len(name) < 2 or (first >= 0 and text.find(name, first + len(name)) >= 0):
+                continue  # used: a second occurrence is enough to know (no full count)
             defined = self.targets.renamed.get(name, name)
             for d in self.index.definitions(defined):
                 if d.path in files and not d.parent:
@@ -372,13 +373,15 @@ class _Finder:
         cursor = self.lines.line_start(self.cursor_line)
         bound = {r: files for r in self._receivers() if (files := self.module(r))}
         uses: dict[tuple[str, str], int] = {}  # (module, name) -> distance
-        for receiver in bound:
-            pattern = re.compile(rf"(?<![\w$.]){re.escape(receiver)}\.([A-Za-z_$][\w$]*)")
-            for match in pattern.finditer(text):
-                key = (receiver, match.group(1))
-                distance = abs(match.start() - cursor)
-                if distance < uses.get(key, len(text) + 1):
-                    uses[key] = distance
+        # One pass for every receiver: the lookbehind stops the regex engine from skipping
+        # ahead to a literal, so a pass per receiver read the whole file again each time.
+        alternatives = "|".join(re.escape(r) for r in bound)
+        pattern = re.compile(rf"(?<![\w$.])({alternatives})\.([A-Za-z_$][\w$]*)")
+        for match in pattern.finditer(text) if bound else ():
+            key = (match.group(1), match.group(2))
+            distance = abs(match.start() - cursor)
+            if distance < uses.get(key, len(text) + 1):
+                uses[key] = distance
         out: list[Candidate] = []
         ranked = sorted(uses.items(), key=lambda item: (item[1], item[0]))
         for (receiver, name), _ in ranked[:MAX_FILE_USES]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from codenook.devtools.bench.errors import BenchError
+from codenook.devtools.bench.report import percentile
 from codenook.devtools.bench.rpc import start_server
 from codenook.text.positions import Encoding, LineIndex
 
@@ -238,20 +239,15 @@ async def _typing_while_hovering(rpc: Any, uri: str, doc: dict[str, Any]) -> dic
     await hover
     return {
         "keystroke_idle_median_ms": round(statistics.median(idle), 1),
-        "keystroke_idle_p95_ms": round(_p95(idle), 1),
+        "keystroke_idle_p95_ms": round(percentile(idle, 0.95) or 0.0, 1),
         "keystroke_hovering_median_ms": round(statistics.median(busy), 1),
-        "keystroke_hovering_p95_ms": round(_p95(busy), 1),
+        "keystroke_hovering_p95_ms": round(percentile(busy, 0.95) or 0.0, 1),
         # A keystroke that waited for the whole explanation shows here, not in the median.
         "keystroke_idle_max_ms": round(max(idle), 1),
         "keystroke_hovering_max_ms": round(max(busy), 1),
         "hover_still_running_after_typing": hover_running,
         "typing_while_hovering_ratio": round(statistics.median(busy) / statistics.median(idle), 2),
     }
-
-
-def _p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 def run_assist(model: str | None, json_path: Path | None) -> int:

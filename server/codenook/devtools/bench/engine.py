@@ -22,13 +22,8 @@ at load time; the engine is imported when the benchmark runs.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
-import importlib.util
 import json
 import os
-import platform
-import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -121,6 +116,9 @@ def add_parser(sub: Any) -> None:
 def codenook_version() -> str:
     """llama-cpp-python's version and that of the llama.cpp libraries it bundles (read from
     the files, without importing llama_cpp: only the engine module may)."""
+    import importlib.metadata
+    import importlib.util
+
     try:
         version = importlib.metadata.version("llama_cpp_python")
     except importlib.metadata.PackageNotFoundError:
@@ -168,6 +166,8 @@ def measure_codenook(
     repeat: int,
 ) -> dict[str, Any]:
     """Medians (and samples) of prefill and decode tokens/s through ``generate``."""
+    import statistics
+
     from codenook.engine.protocol import GenerationRequest
 
     engine = _load(path, threads, batch, context)
@@ -245,6 +245,8 @@ def llama_bench_command(
 
 
 def _version_of(binary: str) -> str:
+    import subprocess
+
     try:
         done = subprocess.run(
             [binary, "--version"], capture_output=True, text=True, timeout=60, check=False
@@ -258,6 +260,8 @@ def _version_of(binary: str) -> str:
 
 def parse_llama_bench(text: str) -> dict[str, Any]:
     """Prefill and decode medians from ``llama-bench -o json`` (one entry per test)."""
+    import statistics
+
     try:
         entries = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -280,6 +284,8 @@ def measure_llama_bench(
     binary: str, model: str, threads: int, batch: int, prompt: int, decode: int, repeat: int
 ) -> dict[str, Any]:
     """llama-bench's figures, or ``error`` saying why there are none (never an exception)."""
+    import subprocess
+
     command = llama_bench_command(binary, model, threads, batch, prompt, decode, repeat)
     report: dict[str, Any] = {"path": binary, "command": command}
     if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
@@ -354,6 +360,8 @@ def format_report(document: dict[str, Any]) -> str:
 
 
 def cmd_engine(args: argparse.Namespace) -> int:
+    import platform
+
     from codenook.engine.llama import default_threads
     from codenook.engine.models import NoModel, resolve_model_path
     from codenook.settings import Settings

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -115,20 +116,13 @@ def add_engine_stats(
 
 
 def add_peer_stats(
-    report: dict[str, Any],
-    records: list[RequestRecord],
-    work: Sequence[dict[str, Any]] | None = None,
+    report: dict[str, Any], records: list[RequestRecord], work: Sequence[dict[str, Any]]
 ) -> None:
-    """llama-server reports only on what it answered: the totals come from ``work`` (every
-    request the llama.vim peer sent, each answered since it cancels none), else from the
-    answered records."""
-    if work is None:
-        sampled = [r.engine for r in records if r.outcome in ("answered", "late") and r.engine]
-    else:
-        sampled = list(work)
-    answered = len(sampled)
+    """llama-server reports only on what it answered: the totals come from ``work``, every
+    request the llama.vim peer sent (each answered, since it cancels none)."""
+    answered = len(work)
     totals = {
-        key: sum(s[key] for s in sampled)
+        key: sum(s[key] for s in work)
         for key in ("prompt_tokens", "cached_tokens", "prefilled_tokens", "generated_tokens")
     }
     report["counters"] = totals
@@ -136,19 +130,14 @@ def add_peer_stats(
     for key, total in totals.items():
         report[f"{key}_per_request"] = _ratio(total, answered)
     report["reuse_ratio"] = _ratio(totals["cached_tokens"], totals["prompt_tokens"])
-    for key in ("engine_cancelled", "checkpoint_hits", "checkpoint_saves", "typed_through"):
+    for key in ("checkpoint_hits", "checkpoint_saves"):
         report[key] = None
     report["completion_counters"] = None
-    report["typed_through_share"] = None
-    if work is not None:
-        report["engine_cancelled"] = 0  # llama.vim never stops a request
-        shown = sum(r.outcome == "answered" and r.engine is None for r in records)
-        report["typed_through"] = shown  # shown from its own cache of answers
-        report["typed_through_share"] = _ratio(shown, len(records))
-        kinds: dict[str, int] = {}
-        for item in work:
-            kinds[str(item.get("kind"))] = kinds.get(str(item.get("kind")), 0) + 1
-        report["engine_requests_by_kind"] = kinds
+    report["engine_cancelled"] = 0  # llama.vim never stops a request
+    shown = sum(r.outcome == "answered" and r.engine is None for r in records)
+    report["typed_through"] = shown  # shown from its own cache of answers
+    report["typed_through_share"] = _ratio(shown, len(records))
+    report["engine_requests_by_kind"] = dict(Counter(str(w.get("kind")) for w in work))
     _hit_rate_and_speed(report, records)
 
 

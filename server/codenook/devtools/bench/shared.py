@@ -41,7 +41,7 @@ from codenook.devtools.bench.replay import RequestRecord, replay
 from codenook.devtools.bench.report import percentile, summarize
 from codenook.devtools.bench.rpc import server_env
 from codenook.devtools.bench.run import _load_average, bench_settings
-from codenook.devtools.bench.targets import READY_TIMEOUT_S, CodenookTarget
+from codenook.devtools.bench.targets import READY_TIMEOUT_S, CodenookTarget, log_tail
 from codenook.devtools.bench.trace import Trace, default_trace
 
 ENGINE_COMMAND = [sys.executable, "-m", "codenook", "engine"]
@@ -182,8 +182,7 @@ class Host:
             await asyncio.sleep(0.2)
 
     def log_tail(self, lines: int = 15) -> str:
-        self.log.seek(0)
-        return "\n".join(self.log.read().decode("utf-8", "replace").splitlines()[-lines:])
+        return log_tail(self.log, lines)
 
     async def stop(self) -> dict[str, Any]:
         """``codenook engine stop``, then a signal if need be; the runtime dir is removed."""

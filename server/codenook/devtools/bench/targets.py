@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from codenook.devtools.bench.errors import BenchError
 from codenook.devtools.bench.llamavim import (
@@ -206,9 +206,13 @@ class CodenookTarget:
             await self.rpc.close()
 
     def log_tail(self, lines: int = 15) -> str:
-        self.log.seek(0)
-        text = self.log.read().decode("utf-8", "replace")
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log, lines)
+
+
+def log_tail(log: IO[bytes], lines: int = 15) -> str:
+    """The last lines a server wrote to its log file, for an error message."""
+    log.seek(0)
+    return "\n".join(log.read().decode("utf-8", "replace").splitlines()[-lines:])
 
 
 def _first_item(result: Any) -> str | None:
@@ -472,8 +476,7 @@ class LlamaVimTarget:
                 self.process.wait()
 
     def log_tail(self, lines: int = 15) -> str:
-        self.log.seek(0)
-        return "\n".join(self.log.read().decode("utf-8", "replace").splitlines()[-lines:])
+        return log_tail(self.log, lines)
 
 
 def _post(connection: http.client.HTTPConnection, path: str, body: bytes) -> tuple[int, Any]:
