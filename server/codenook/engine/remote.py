@@ -178,7 +178,7 @@ class RemoteEngine:
         found.tokenizer = self._token_count("a") is not None
         if found.tokenizer:
             trips = []
-            for _ in range(5):  # the fastest of several: one slow trip says little
+            for _ in range(3):
                 began = time.perf_counter()
                 counted = self._token_count(CALIBRATION) or 1
                 trips.append(time.perf_counter() - began)

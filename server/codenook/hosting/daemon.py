@@ -83,6 +83,7 @@ class EngineDaemon:
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clients: dict[int, _Client] = {}
+        self._sent_engine: object = None  # the engine whose description windows were sent
         self._numbers = iter(range(1, 1 << 62))
         self._stopping: asyncio.Event | None = None
         self._token = ""
@@ -202,16 +203,21 @@ class EngineDaemon:
                 loop.call_soon_threadsafe(self._broadcast, status)
 
     def _broadcast(self, status: Status) -> None:
-        message = self._status_message(status)
+        # The model's description (its chat template is kilobytes) goes out once per loaded
+        # engine: windows keep it, and statuses come several times per keystroke.
+        engine = self.host.engine
+        message = self._status_message(status, info=engine is not self._sent_engine)
+        self._sent_engine = engine
         for client in list(self._clients.values()):
             if client.kind == "window":
                 client.send(message)
 
-    def _status_message(self, status: Status) -> dict[str, Any]:
+    def _status_message(self, status: Status, info: bool = True) -> dict[str, Any]:
         engine = self.host.engine
         message: dict[str, Any] = {"op": "status", "status": wire.status_to_wire(status)}
         if engine is not None:
-            message["info"] = wire.info_to_wire(engine.info)
+            if info:
+                message["info"] = wire.info_to_wire(engine.info)
             message["counters"] = vars(engine.counters)
         message["preemptions"] = self.host.preemptions
         return message
