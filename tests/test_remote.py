@@ -44,7 +44,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from lsp_editor import Editor
 
-from codenook.engine import remote as remote_module
 from codenook.engine.protocol import (
     EngineError,
     EngineUnreachable,
@@ -92,11 +91,8 @@ def fake() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture
-def engines(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., RemoteEngine]]:
-    """Builds engines on a URL (or a fake) and closes them after the test. A loopback
-    /tokenize counts as fast up to 10 ms here (3 ms in the product), so a loaded test machine
-    does not turn exact counts into estimates; the slow-link test stalls 20 ms."""
-    monkeypatch.setattr(remote_module, "EXACT_COUNT_TRIP_S", 0.01)
+def engines() -> Iterator[Callable[..., RemoteEngine]]:
+    """Builds engines on a URL (or a fake) and closes them after the test."""
     made: list[RemoteEngine] = []
 
     def make(target: FakeOpenAI | str, **config: Any) -> RemoteEngine:
