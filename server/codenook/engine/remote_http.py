@@ -9,6 +9,7 @@ settings name, never from a file.
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import os
 import socket
@@ -78,6 +79,7 @@ class Http:
         self.url = config.url.strip()
         self.https = parsed.scheme == "https"
         self.host = parsed.hostname
+        self.loopback = _is_loopback(parsed.hostname)
         self.port = parsed.port or (443 if self.https else 80)
         path = parsed.path.rstrip("/")
         self.root = path[: -len("/v1")] if path.endswith("/v1") else path
@@ -182,6 +184,16 @@ class Http:
         return ServerError(
             f"the model server at {self.url} refused {path} (HTTP {status}{said}); {fix}", status
         )
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine (no network between codenook and the server)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def error_text(raw: bytes) -> str:
