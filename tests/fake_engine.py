@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 
 from codenook.engine.protocol import (
+    Alternative,
     EngineCounters,
     FimTokens,
     GenerationRequest,
@@ -36,13 +37,16 @@ class FakeEngine:
 
     ``started`` records prompts in the order the engine began them and ``steps`` every
     (prompt, character) emitted, which is what priority, pre-emption and supersession tests
-    need to observe.
+    need to observe. A request for alternatives gets ``others`` after ``reply`` (each cut at
+    ``max_tokens``, as many as asked for); ``requests`` keeps every request.
     """
 
     def __init__(self, reply: str = "abcdef", step_s: float = 0.0) -> None:
         self.info = INFO
         self.counters = EngineCounters()
         self.reply = reply
+        self.others: list[str] = []
+        self.requests: list[GenerationRequest] = []
         self.step_s = step_s
         self.started: list[str] = []
         self.steps: list[tuple[str, str]] = []
@@ -68,6 +72,7 @@ class FakeEngine:
         prompt = request.prompt
         name = prompt if isinstance(prompt, str) else "".join(p for p, _ in prompt)
         self.started.append(name)
+        self.requests.append(request)
         self.counters.requests += 1
         text = ""
         for ch in self.reply[: request.max_tokens]:
@@ -87,7 +92,13 @@ class FakeEngine:
                 request.on_text(ch)
             self.running.clear()
             yield
-        return GenerationResult(text, "length", generated_tokens=len(text))
+        others = self.others[: max(0, request.alternatives - 1)]
+        return GenerationResult(
+            text,
+            "length",
+            generated_tokens=len(text),
+            alternatives=[Alternative(o[: request.max_tokens], "length", len(o)) for o in others],
+        )
 
     def close(self) -> None:
         self.closed = True

@@ -88,3 +88,27 @@ def test_llama_bench_output_without_both_tests_is_an_error() -> None:
 def test_sizes_below_the_minimum_are_refused(capsys) -> None:
     assert _run(["--prompt-tokens", "1"]) == 1
     assert "--prompt-tokens must be at least 2" in capsys.readouterr().err
+
+
+def test_alternatives_row_times_one_request_for_three_texts_against_one(
+    tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "engine.json"
+    assert _run([*TINY, "--alternatives", "3", "--json", str(out)]) == 0
+    listed = json.loads(out.read_text(encoding="utf-8"))["codenook"]["alternatives"]
+    assert listed["count"] == 3
+    # The prompt is read once whatever the number of texts; more than one text came back.
+    assert listed["prompt_tokens_read"] == [32, 32]
+    assert listed["texts"][0] == 1 and listed["texts"][1] >= 2
+    assert listed["ratio"] > 0 and listed["decode_ratio"] > 0
+    assert listed["context"] >= 32 + 3 * 8 + 1
+    printed = capsys.readouterr().out
+    assert "alternatives: one request for 3 texts against one for 1" in printed
+    assert "prompt tokens read" in printed
+
+
+def test_alternatives_1_leaves_the_row_out(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "engine.json"
+    assert _run([*TINY, "--alternatives", "1", "--json", str(out)]) == 0
+    assert json.loads(out.read_text(encoding="utf-8"))["codenook"]["alternatives"] is None
+    assert "alternatives:" not in capsys.readouterr().out

@@ -71,6 +71,7 @@ def model_loader(
             prefix_cache=settings.engine.prefixCache,
             checkpoint_bytes=settings.engine.checkpointMemoryMiB * 1024 * 1024,
             windows=windows,
+            alternatives=settings.completion.alternatives,
         )
 
     return load

@@ -176,6 +176,14 @@ class CompletionSettings:
         minimum=50,
         maximum=600000,
     )
+    alternatives: int = _setting(
+        3,
+        "Most suggestions in the list a client asks for explicitly (VS Code's next/previous"
+        " inline suggestion, the Neovim cycle keys); 1: the greedy one only.",
+        minimum=1,
+        maximum=8,
+        reloads_model=True,
+    )
 
 
 @dataclass(frozen=True)

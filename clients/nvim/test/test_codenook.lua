@@ -514,6 +514,61 @@ else
   check('a suggestion after "for v in values:"', false, 'no ghost text within 30 s')
 end
 
+-- Alternatives: <M-]> asks for the list once (the suggestion on screen first), then <M-]> and
+-- <M-[> step through it without asking again, wrapping around.
+local ga = fresh_ghost(RETURN_ROW, ' ')
+if check('a suggestion to cycle from', ga ~= nil) then
+  local function listed()
+    return x([[return require('codenook.ghost').position(0)]])
+  end
+  local function sent()
+    return x([[local n = 0
+      for _, r in ipairs(T.requests) do n = n + (r.type == 'pending' and 1 or 0) end
+      return n]])
+  end
+  local asked = sent()
+  input('<M-]>')
+  local pos = wait_for(30000, listed)
+  local g = x('return T.ghost()')
+  check(
+    '<M-]> lists the alternatives and shows the second, the first being the one on screen',
+    pos and pos.count >= 2 and pos.index == 2 and g and g.text ~= ga.text and g.col == ga.col,
+    vim.inspect({ pos = pos, ghost = g and g.text, first = ga.text })
+  )
+  if pos and pos.count >= 2 then
+    say(('     %d alternatives'):format(pos.count))
+    local requests = sent()
+    input('<M-[>')
+    local back = wait_for(5000, function()
+      local p2 = listed()
+      return p2 and p2.index == 1 and p2
+    end)
+    local g1 = x('return T.ghost()')
+    check('<M-[> steps back to the first', back and g1 and g1.text == ga.text, vim.inspect(g1))
+    input('<M-[>')
+    local wrapped = wait_for(5000, function()
+      local p3 = listed()
+      return p3 and p3.index == pos.count and p3
+    end)
+    check('<M-[> on the first wraps around to the last', wrapped ~= nil, vim.inspect(listed()))
+    check(
+      'stepping through the list asks the server nothing',
+      sent() == requests and requests > asked,
+      ('%d requests before, %d after'):format(requests, sent())
+    )
+    -- Accepting takes the alternative shown.
+    local shown = x('return T.ghost()')
+    input('<Tab>')
+    local after = wait_for(10000, function()
+      local st = x('return T.state()')
+      return st.lines[RETURN_ROW + 1] ~= before and st
+    end)
+    local want = vim.split(before .. shown.text, '\n', { plain = true })
+    local got = after and vim.list_slice(after.lines, RETURN_ROW + 1, RETURN_ROW + #want)
+    check('<Tab> accepts the alternative shown', got and vim.deep_equal(got, want), vim.inspect({ got = got, want = want }))
+  end
+end
+
 -- Typing the suggestion's first character keeps the rest shown.
 local g4 = fresh_ghost(RETURN_ROW, ' ')
 if g4 and #g4.text > 1 then

@@ -44,6 +44,7 @@ export const SERVER_SETTINGS: readonly ServerSetting[] = [
   { key: 'completion.maxTokens', type: 'integer', default: 64, minimum: 1, maximum: 2048 },
   { key: 'completion.maxLines', type: 'integer', default: 8, minimum: 1, maximum: 200 },
   { key: 'completion.timeBudgetMs', type: 'integer', default: 5000, minimum: 50, maximum: 600000 },
+  { key: 'completion.alternatives', type: 'integer', default: 3, minimum: 1, maximum: 8 },
   { key: 'hover.enabled', type: 'boolean', default: true },
   { key: 'hover.timeBudgetMs', type: 'integer', default: 2500, minimum: 0, maximum: 600000 },
   { key: 'hover.maxTokens', type: 'integer', default: 96, minimum: 8, maximum: 2048 },

@@ -278,6 +278,20 @@ test('codenook.enable turns inline suggestions off per language', async () => {
   assert.equal(provide({ languageId: 'go' }, {}, {}, {}, next), null);
 });
 
+test('an explicit request (next/previous inline suggestion) gets every item of the list, in order', async () => {
+  await start();
+  const provide = server.last.clientOptions.middleware.provideInlineCompletionItems;
+  const list = { items: [{ insertText: 'a + b' }, { insertText: 'sum((a, b))' }, { insertText: 'b + a' }] };
+  const seen: unknown[] = [];
+  const invoke = { triggerKind: 0, selectedCompletionInfo: undefined }; // InlineCompletionTriggerKind.Invoke
+  const next = (_d: unknown, _p: unknown, context: unknown) => {
+    seen.push(context);
+    return list;
+  };
+  assert.deepEqual(provide({ languageId: 'python' }, {}, invoke, {}, next), list);
+  assert.deepEqual(seen, [invoke], 'the trigger kind reaches the server: it decides how many items to compute');
+});
+
 test('codenook/problem: shown by its type, "Open Setting" opens the setting it names', async () => {
   fake.answerMessage = 'Open Setting';
   await start();

@@ -9,7 +9,9 @@ the line above or the lines below.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -166,3 +168,52 @@ def is_done(text: str, shape: Shape) -> bool:
 
 def _strip_spaces(text: str) -> str:
     return "\n".join(line.strip() for line in text.split("\n"))
+
+
+def strip_dropped_indent(text: str, indent: str) -> str | None:
+    """Model output minus the indentation the prompt left out; None when it dedents instead."""
+    if not indent:
+        return text
+    if text.startswith(indent):
+        return text[len(indent) :]
+    first = text.split("\n", 1)[0]
+    if first.strip() or len(first) >= len(indent):
+        return None
+    return text  # still typing the indentation: undecided
+
+
+@dataclass(frozen=True)
+class Judge:
+    """Whether a completion's model text is finished (the generation's ``until``), as plain
+    data: an engine in another process (the shared host) rebuilds it with ``from_data`` and
+    judges each alternative exactly as the window would."""
+
+    shape: Shape
+    dropped_indent: str = ""
+
+    def __call__(self, text: str) -> bool:
+        raw = strip_dropped_indent(text, self.dropped_indent)
+        return raw is None or is_done(raw, self.shape)
+
+    def to_data(self) -> dict[str, Any]:
+        return {"shape": asdict(self.shape), "dropped_indent": self.dropped_indent}
+
+    @staticmethod
+    def from_data(data: Mapping[str, Any]) -> Judge:
+        """The judge ``to_data`` described; ValueError for anything else."""
+        raw = data.get("shape") if isinstance(data, Mapping) else None
+        indent = data.get("dropped_indent", "") if isinstance(data, Mapping) else None
+        if not isinstance(raw, Mapping) or not isinstance(indent, str):
+            raise ValueError("not a completion judge")
+        for f in fields(Shape):
+            kind = int if f.name == "max_lines" else str
+            if type(raw.get(f.name)) is not kind:
+                raise ValueError(f"a completion judge's shape needs {f.name!r}")
+        shape = Shape(
+            raw["line_prefix"],
+            raw["line_suffix"],
+            raw["following"],
+            raw["previous_line"],
+            raw["max_lines"],
+        )
+        return Judge(shape, indent)

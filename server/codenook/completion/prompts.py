@@ -38,18 +38,6 @@ class Prompt:
         return "".join(text for text, _ in self.parts)
 
 
-def strip_dropped_indent(text: str, indent: str) -> str | None:
-    """Model output minus the indentation the prompt left out; None when it dedents instead."""
-    if not indent:
-        return text
-    if text.startswith(indent):
-        return text[len(indent) :]
-    first = text.split("\n", 1)[0]
-    if first.strip() or len(first) >= len(indent):
-        return None
-    return text  # still typing the indentation: undecided
-
-
 def _marker(text: str) -> PromptPart:
     return (text, True)
 

@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from codenook.completion.context import Budget, CompletionContext, build_completion_context
-from codenook.completion.postprocess import Shape, is_done, postprocess
-from codenook.completion.prompts import (
-    Prompt,
-    completion_prompt,
-    strip_dropped_indent,
-    takes_chunks,
-)
+from codenook.completion.postprocess import Judge, Shape, postprocess, strip_dropped_indent
+from codenook.completion.prompts import Prompt, completion_prompt, takes_chunks
 from codenook.engine.host import Host
 from codenook.engine.protocol import EngineError, GenerationRequest, GenerationResult
 from codenook.engine.scheduler import Cancelled, Priority, Superseded
@@ -66,10 +61,17 @@ class Suggestion:
     prompt: Prompt | None  # None when answered from the suggestion already shown
     context: CompletionContext | None
     timings: Timings = field(default_factory=Timings)
+    # More texts for the same place, none empty or repeated: only when asked for.
+    alternatives: list[str] = field(default_factory=list)
 
     @property
     def typed_through(self) -> bool:
         return self.prompt is None
+
+    @property
+    def texts(self) -> list[str]:
+        """Every suggestion, the first one first (empty when there is none)."""
+        return [self.text, *self.alternatives] if self.text else []
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,10 @@ class Shown:
     before: str
     after: str
     text: str
+    # The alternatives listed with it: the client may show any of them (cycling).
+    others: tuple[str, ...] = ()
+    # Whether it answered an explicit request: the list for this place is then known.
+    listed: bool = False
 
 
 def typed_through(shown: Shown, before: str, after: str) -> str | None:
@@ -86,13 +92,24 @@ def typed_through(shown: Shown, before: str, after: str) -> str | None:
 
     Typing what the ghost text shows must not cost a model call (nor flicker): the answer is
     the suggestion minus what was typed, as long as nothing else in the document changed.
+    A client that cycled to an alternative shows that one, so each listed text counts.
     """
+    rests = typed_rests(shown, before, after)
+    return rests[0] if rests else None
+
+
+def typed_rests(shown: Shown, before: str, after: str) -> list[str]:
+    """What is left of each listed text that the typing so far agrees with, in list order."""
     if after != shown.after or not before.startswith(shown.before):
-        return None
+        return []
     typed = before[len(shown.before) :]
-    if len(typed) >= len(shown.text) or not shown.text.startswith(typed):
-        return None
-    return shown.text[len(typed) :]
+    texts = (shown.text, *shown.others)
+    return [t[len(typed) :] for t in texts if len(typed) < len(t) and t.startswith(typed)]
+
+
+def distinct(texts: Iterable[str]) -> list[str]:
+    """The texts without empty ones and repeats, in order."""
+    return list(dict.fromkeys(t for t in texts if t))
 
 
 @dataclass
@@ -182,16 +199,20 @@ class CompletionService:
         return prompt, shape, ctx
 
     async def complete(
-        self, snapshot: Snapshot, offset: int, *, reuse_shown: bool = True
+        self, snapshot: Snapshot, offset: int, *, reuse_shown: bool = True, alternatives: int = 1
     ) -> Suggestion:
         """A post-processed suggestion at ``offset``; raises Superseded/Cancelled/EngineError.
 
         ``reuse_shown=False`` always asks the model (``codenook complete --repeat`` measures
         the warm engine, not the typed-through shortcut) and does not speculate.
+        ``alternatives`` > 1 asks the model for up to that many texts in one job; the one on
+        screen (typed through) stays first, so cycling starts from what the user sees.
         """
         started = time.perf_counter()
         self.counters.requests += 1
         before, after = snapshot.text[:offset], snapshot.text[offset:]
+        if alternatives > 1:
+            return await self._complete_many(snapshot, offset, alternatives, reuse_shown, started)
         if reuse_shown:
             for memory, counter in (
                 (self._shown, "typed_through"),
@@ -211,38 +232,79 @@ class CompletionService:
                 return Suggestion(rest, rest, None, None, timings)
         self._speculated.pop(snapshot.uri, None)
         suggestion = await self._ask_model(snapshot, offset, Priority.COMPLETION, started)
-        if suggestion.text:
-            self._shown[snapshot.uri] = Shown(before, after, suggestion.text)
-            if reuse_shown:
-                self._speculate(snapshot.uri, before, after, suggestion.text)
-        else:
-            self._shown.pop(snapshot.uri, None)
-            self.counters.empty += 1
+        self._remember(snapshot.uri, before, after, suggestion, reuse_shown)
         return suggestion
 
+    async def _complete_many(
+        self, snapshot: Snapshot, offset: int, count: int, reuse_shown: bool, started: float
+    ) -> Suggestion:
+        before, after = snapshot.text[:offset], snapshot.text[offset:]
+        shown = self._shown.get(snapshot.uri) if reuse_shown else None
+        rests = typed_rests(shown, before, after) if shown else []
+        if shown is not None and shown.listed and rests:
+            # The list for this place was computed: typing through it keeps it.
+            self.counters.typed_through += 1
+            total_ms = (time.perf_counter() - started) * 1000
+            timings = Timings(total_ms=total_ms, stop_reason="typed-through")
+            return Suggestion(rests[0], rests[0], None, None, timings, rests[1:count])
+        self._speculated.pop(snapshot.uri, None)
+        suggestion = await self._ask_model(snapshot, offset, Priority.COMPLETION, started, count)
+        texts = distinct([*rests[:1], *suggestion.texts])[:count]
+        suggestion.text, suggestion.alternatives = (texts[0], texts[1:]) if texts else ("", [])
+        self._remember(snapshot.uri, before, after, suggestion, reuse_shown, listed=True)
+        return suggestion
+
+    def _remember(
+        self,
+        uri: str,
+        before: str,
+        after: str,
+        suggestion: Suggestion,
+        speculate: bool,
+        listed: bool = False,
+    ) -> None:
+        if suggestion.text:
+            others = tuple(suggestion.alternatives)
+            self._shown[uri] = Shown(before, after, suggestion.text, others, listed)
+            if speculate:
+                self._speculate(uri, before, after, suggestion.text)
+        else:
+            self._shown.pop(uri, None)
+            self.counters.empty += 1
+
     async def _ask_model(
-        self, snapshot: Snapshot, offset: int, priority: Priority, started: float
+        self,
+        snapshot: Snapshot,
+        offset: int,
+        priority: Priority,
+        started: float,
+        alternatives: int = 1,
     ) -> Suggestion:
         prompt, shape, ctx = self.prepare(snapshot, offset)
         context_done = time.perf_counter()
         settings = self._settings()
+        until = Judge(shape, prompt.dropped_indent)
         request = GenerationRequest(
             prompt.parts,
             max_tokens=settings.completion.maxTokens,
             stop=prompt.stop,
             time_budget_s=settings.completion.timeBudgetMs / 1000,
-            until=lambda text: _done(text, prompt, shape),
+            until=until,
             checkpoint_after=prompt.checkpoint_after,
+            alternatives=alternatives,
+            until_alternative=until,
+            until_data=until.to_data() if alternatives > 1 else None,
         )
         # Speculation shares the document's key: the next real request supersedes it.
         result = await self._host.generate(request, priority, key=snapshot.uri)
-        raw = strip_dropped_indent(result.text, prompt.dropped_indent)
-        text = postprocess(raw, shape) if raw is not None else ""
-        if result.stop_reason == "time":
-            # A budget cut may leave the last line half-written: keep complete lines only.
-            text = text[: text.rfind("\n")].rstrip() if "\n" in text else ""
+        texts = distinct(
+            _finish(text, stop, prompt, shape)
+            for text, stop in [(result.text, result.stop_reason)]
+            + [(a.text, a.stop_reason) for a in result.alternatives]
+        )
+        text, others = (texts[0], texts[1:]) if texts else ("", [])
         timings = _timings(result, (context_done - started) * 1000, started)
-        return Suggestion(text, result.text, prompt, ctx, timings)
+        return Suggestion(text, result.text, prompt, ctx, timings, others)
 
     def _speculate(self, uri: str, before: str, after: str, shown: str) -> None:
         """Compute, at the lowest priority, the suggestion that follows once ``shown`` is
@@ -268,9 +330,14 @@ class CompletionService:
         task.add_done_callback(self._tasks.discard)
 
 
-def _done(text: str, prompt: Prompt, shape: Shape) -> bool:
+def _finish(text: str, stop_reason: str, prompt: Prompt, shape: Shape) -> str:
+    """What the user sees of a model's text."""
     raw = strip_dropped_indent(text, prompt.dropped_indent)
-    return raw is None or is_done(raw, shape)
+    done = postprocess(raw, shape) if raw is not None else ""
+    if stop_reason == "time":
+        # A budget cut may leave the last line half-written: keep complete lines only.
+        done = done[: done.rfind("\n")].rstrip() if "\n" in done else ""
+    return done
 
 
 def _timings(result: GenerationResult, context_ms: float, started: float) -> Timings:

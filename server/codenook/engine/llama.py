@@ -19,14 +19,18 @@ import sys
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import llama_cpp
 import numpy as np
 from llama_cpp import _internals
 
+from codenook.engine import branches
+from codenook.engine.branches import Sequences
 from codenook.engine.checkpoints import Checkpoint, CheckpointCache
 from codenook.engine.chunks import MIN_CHUNK, common_prefix, segment_ends
+from codenook.engine.loading import check_model_file, default_threads
 from codenook.engine.protocol import (
     EngineCounters,
     EngineError,
@@ -40,7 +44,6 @@ from codenook.engine.protocol import (
     run_to_end,
 )
 
-GGUF_MAGIC = b"GGUF"
 MIN_OWN_CTX = 64
 
 # llama.cpp logs every load step. We route its log through our own callback (warnings and
@@ -62,36 +65,6 @@ def _log_to_stderr(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
 
 
 llama_cpp.llama_log_set(_log_to_stderr, ctypes.c_void_p(0))
-
-
-def check_model_file(path: str | os.PathLike[str]) -> Path:
-    """Fail with a message a user can act on before llama.cpp prints a bare 'failed to load'."""
-    file = Path(path).expanduser()
-    if not file.exists():
-        raise EngineError(f"model file not found: {file}. Set model.path to an existing GGUF file.")
-    if not file.is_file():
-        raise EngineError(f"model path is not a file: {file}. Set model.path to a GGUF file.")
-    try:
-        with file.open("rb") as fh:
-            magic = fh.read(4)
-    except OSError as exc:
-        raise EngineError(f"cannot read model file {file}: {exc.strerror or exc}.") from exc
-    if magic != GGUF_MAGIC:
-        raise EngineError(
-            f"{file} is not a GGUF model (it starts with {magic!r}, not b'GGUF'). "
-            "Download a .gguf file (e.g. a Qwen3-Coder-Next quantization) and set model.path."
-        )
-    return file
-
-
-def default_threads() -> int:
-    """One core left for the editor and the server's own event loop on small machines (ggml's
-    threads spin, and a keystroke must not wait for a core), about half on big ones."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores - 1) if cores <= 4 else max(4, cores // 2)
 
 
 def system_info() -> str:
@@ -200,7 +173,7 @@ class _Lane:
 
 class LlamaEngine:
     """One model, one context with three lanes (and one more per further editor window of a
-    shared host), used only from the engine thread."""
+    shared host) and ``alternatives - 1`` branch sequences, used only from the engine thread."""
 
     LANES = 3
 
@@ -215,9 +188,13 @@ class LlamaEngine:
         prefix_cache: bool = True,
         checkpoint_bytes: int = 1024 * 1024 * 1024,
         windows: int = 1,
+        alternatives: int = 3,
     ) -> None:
         file = check_model_file(path)
         lanes = self.LANES + max(0, windows - 1)
+        # Scratch sequences for a completion's alternatives, used within one job and emptied
+        # after it (a hybrid model's recurrent memory holds one state per sequence).
+        self._branch_seqs = list(range(lanes, lanes + max(0, alternatives - 1)))
         threads = n_threads or default_threads()
         chatter = io.StringIO()  # llama-cpp-python's verbose prints (Python-level only)
         try:
@@ -239,7 +216,7 @@ class LlamaEngine:
             params.n_ubatch = n_batch
             params.n_threads = threads
             params.n_threads_batch = threads
-            params.n_seq_max = lanes
+            params.n_seq_max = lanes + len(self._branch_seqs)
             params.kv_unified = True
             self._ctx = _internals.LlamaContext(model=self._llm._model, params=params)
         except Exception as exc:
@@ -247,7 +224,9 @@ class LlamaEngine:
                 f"llama.cpp could not load {file}: {exc}. The file may be truncated or corrupt,"
                 " or its architecture unknown to this llama.cpp build; run `codenook doctor`."
             ) from exc
-        self._batch = _internals.LlamaBatch(n_tokens=n_batch, embd=0, n_seq_max=1)
+        self._batch = _internals.LlamaBatch(
+            n_tokens=max(n_batch, alternatives), embd=0, n_seq_max=1
+        )
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
         self._n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
         self._logits_type = ctypes.c_float * self._n_vocab
@@ -360,14 +339,22 @@ class LlamaEngine:
 
     def _decode(self, lane: _Lane, chunk: Sequence[int]) -> None:
         """Decode ``chunk`` at the lane's next positions; logits only for the last token."""
+        self._decode_entries(lane, [(lane.seq, lane.position + i, t) for i, t in enumerate(chunk)])
+        lane.position += len(chunk)
+
+    def _decode_entries(
+        self, lane: _Lane, entries: Sequence[tuple[int, int, int]], every: bool = False
+    ) -> None:
+        """Decode (sequence, position, token) entries in one batch for ``lane``'s job; logits
+        for the last entry, or for ``every`` one."""
         batch = self._batch.batch
-        batch.n_tokens = len(chunk)
-        for i, token in enumerate(chunk):
+        batch.n_tokens = len(entries)
+        for i, (seq, pos, token) in enumerate(entries):
             batch.token[i] = token
-            batch.pos[i] = lane.position + i
-            batch.seq_id[i][0] = lane.seq
+            batch.pos[i] = pos
+            batch.seq_id[i][0] = seq
             batch.n_seq_id[i] = 1
-            batch.logits[i] = i == len(chunk) - 1
+            batch.logits[i] = every or i == len(entries) - 1
         try:
             self._ctx.decode(self._batch)
         except RuntimeError as first:
@@ -388,7 +375,6 @@ class LlamaEngine:
             else:
                 self._clear(lane)
                 raise EngineError(f"llama.cpp failed to decode: {error}") from error
-        lane.position += len(chunk)
 
     def _logits(self) -> np.ndarray:
         """The last decode's logits, not copied: valid only until the next decode."""
@@ -487,9 +473,16 @@ class LlamaEngine:
         prefill_done = time.perf_counter()
         result.prefill_s = prefill_done - started
         result.prompt_logits_digest = hashlib.blake2b(logits.tobytes(), digest_size=12).hexdigest()
-        result.stop_reason, result.text, result.generated_tokens = yield from self._sample(
-            request, cancelled, started, lane, tokens, logits, result
-        )
+        if request.alternatives > 1 and self._branch_seqs:
+            epoch, seqs = lane.epoch, Sequences(self._fork, self._drop, partial(self._step, lane))
+            self.counters.generated_tokens += yield from branches.run(
+                request, cancelled, started, logits, (lane.seq, lane.position), self._branch_seqs,
+                self._token_info, seqs, lambda: lane.epoch == epoch, result,
+            )  # fmt: skip
+        else:
+            result.stop_reason, result.text, result.generated_tokens = yield from self._sample(
+                request, cancelled, started, lane, tokens, logits, result
+            )
         if result.stop_reason == "cancelled":
             self.counters.cancelled += 1
         self.counters.generated_tokens += result.generated_tokens
@@ -552,6 +545,22 @@ class LlamaEngine:
                 if lane.epoch != epoch:
                     epoch = yield from self._reread(lane, prompt, fed, cancelled, result)
         return "length", text, generated
+
+    def _fork(self, src: int, dst: int) -> None:
+        llama_cpp.llama_memory_seq_rm(self._ctx.memory, dst, -1, -1)
+        llama_cpp.llama_memory_seq_cp(self._ctx.memory, src, dst, -1, -1)
+
+    def _drop(self, seq: int) -> None:
+        llama_cpp.llama_memory_seq_rm(self._ctx.memory, seq, -1, -1)
+
+    def _step(self, lane: _Lane, entries: list[tuple[int, int, int]]) -> list[int]:
+        """One token of each live branch in one batch; the next greedy token of each."""
+        self._decode_entries(lane, entries, every=True)
+        for seq, pos, _ in entries:
+            if seq == lane.seq:
+                lane.position, lane.exact = pos + 1, False
+        rows = (llama_cpp.llama_get_logits_ith(self._ctx.ctx, i) for i in range(len(entries)))
+        return [int(np.ctypeslib.as_array(row, (self._n_vocab,)).argmax()) for row in rows]
 
     def _reread(
         self,

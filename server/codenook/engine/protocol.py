@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 StopReason = Literal["eos", "stop", "until", "length", "time", "cancelled"]
 
@@ -106,6 +106,25 @@ class GenerationRequest:
     # Keep a hybrid model's recurrent state at the very end of the prompt: an agent's next
     # step is this prompt plus new parts, and then reads only the new tokens.
     checkpoint_end: bool = False
+    # Texts wanted, the greedy one included. The others start with the next most likely
+    # first tokens and continue greedily, decoded beside the greedy one in the same batches,
+    # so the prompt is read once (engines without branches return the greedy text alone).
+    alternatives: int = 1
+    # ``until`` for an alternative's text. It stays in the window like ``until``.
+    until_alternative: Callable[[str], bool] | None = None
+    # The same judge as plain data (``completion.postprocess.Judge``), for an engine in
+    # another process: the shared host rebuilds ``until_alternative`` from it, since only the
+    # first text is streamed back to the window.
+    until_data: dict[str, Any] | None = None
+
+
+@dataclass
+class Alternative:
+    """One more text for the same prompt (see ``GenerationRequest.alternatives``)."""
+
+    text: str
+    stop_reason: StopReason
+    generated_tokens: int = 0
 
 
 @dataclass
@@ -123,6 +142,8 @@ class GenerationResult:
     # equal prompt processing (how tests prove that caching changes nothing).
     prompt_logits_digest: str = ""
     extra: dict[str, float] = field(default_factory=dict)
+    # The other texts asked for, most likely first token first; duplicates left out.
+    alternatives: list[Alternative] = field(default_factory=list)
 
     @property
     def tokens_per_s(self) -> float:

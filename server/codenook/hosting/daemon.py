@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from codenook.app import model_loader
+from codenook.completion.postprocess import Judge
 from codenook.engine.host import EngineHost
 from codenook.engine.protocol import EngineError
 from codenook.engine.scheduler import Cancelled, Priority, Status, Superseded
@@ -335,6 +336,10 @@ class EngineDaemon:
             request.on_text = on_text
         # The window judges ``until`` on the streamed text and says stop: end at this token.
         request.until = lambda _text: stop.is_set()
+        if request.alternatives > 1 and request.until_data is not None:
+            # Only the first text streams back: the window's judge of the others, rebuilt.
+            with contextlib.suppress(ValueError):
+                request.until_alternative = Judge.from_data(request.until_data)
         key = message.get("key")
         try:
             result = await self.host.generate(

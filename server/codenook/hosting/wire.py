@@ -15,6 +15,7 @@ from typing import Any
 
 from codenook.engine.models import NoModel, resolve_model_path
 from codenook.engine.protocol import (
+    Alternative,
     EngineCounters,
     FimTokens,
     GenerationRequest,
@@ -48,6 +49,8 @@ def request_to_wire(request: GenerationRequest) -> dict[str, Any]:
         "time_budget_s": request.time_budget_s,
         "checkpoint_after": list(request.checkpoint_after),
         "checkpoint_end": request.checkpoint_end,
+        "alternatives": request.alternatives,
+        "until_data": request.until_data,
         "watch": request.on_text is not None or request.until is not None,
     }
 
@@ -63,6 +66,8 @@ def request_from_wire(data: dict[str, Any]) -> tuple[GenerationRequest, bool]:
         time_budget_s=float(budget) if budget is not None else None,
         checkpoint_after=[int(i) for i in data.get("checkpoint_after", [])],
         checkpoint_end=bool(data.get("checkpoint_end", False)),
+        alternatives=int(data.get("alternatives", 1)),
+        until_data=until if isinstance(until := data.get("until_data"), dict) else None,
     )
     return request, bool(data.get("watch", False))
 
@@ -73,7 +78,11 @@ def result_to_wire(result: GenerationResult) -> dict[str, Any]:
 
 def result_from_wire(data: dict[str, Any]) -> GenerationResult:
     known = {f.name for f in dataclasses.fields(GenerationResult)}
-    return GenerationResult(**{k: v for k, v in data.items() if k in known})
+    result = GenerationResult(**{k: v for k, v in data.items() if k in known})
+    # Alternatives come back whole (judged on the host, see the daemon) and are
+    # post-processed in the window.
+    result.alternatives = [Alternative(**a) for a in data.get("alternatives", [])]
+    return result
 
 
 def info_to_wire(info: ModelInfo) -> dict[str, Any]:
@@ -115,6 +124,7 @@ FINGERPRINT_KEYS = (
     "model.batchSize",
     "engine.prefixCache",
     "engine.checkpointMemoryMiB",
+    "completion.alternatives",
 )
 # Of those, what changes what a window gets (the rest are the host owner's tuning); a larger
 # context than the window asked for is no difference.

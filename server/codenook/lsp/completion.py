@@ -32,9 +32,19 @@ def register(server: CodenookServer) -> None:
         snapshot = doc.snapshot()
         offset = convert.offset(snapshot.lines, params.position, ls.encoding)
         _moved_to(ls, snapshot, params.position.line)
-        suggestion = await ls.app.completions.complete(snapshot, offset)
+        count = _wanted(ls, params)
+        suggestion = await ls.app.completions.complete(snapshot, offset, alternatives=count)
         _record(ls, snapshot, params.position, suggestion)
-        return convert.inline_list(suggestion.text, params.position)
+        items = [convert.inline_list(t, params.position).items[0] for t in suggestion.texts]
+        return types.InlineCompletionList(items=items)
+
+
+def _wanted(ls: CodenookServer, params: types.InlineCompletionParams) -> int:
+    """One suggestion while typing: the list waits for its last item, and a keystroke needs
+    only the first. Alternatives when the user asks (VS Code's next/previous inline
+    suggestion and its trigger command, the Neovim cycle keys all send Invoked)."""
+    invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
+    return ls.settings.completion.alternatives if invoked else 1
 
 
 def _moved_to(ls: CodenookServer, snapshot: Snapshot, line: int) -> None:
@@ -52,6 +62,7 @@ def _record(
     """What ``codenook/stats`` reports of the last completion, and the prompt trace."""
     ls.last_completion = {"uri": snapshot.uri, "version": snapshot.version}
     ls.last_completion.update(vars(suggestion.timings))
+    ls.last_completion["items"] = len(suggestion.texts)
     if ls.settings.trace.prompts and suggestion.prompt is not None:
         ls.log(
             f"completion {snapshot.uri}:{position.line + 1}:{position.character + 1}\n"

@@ -23,6 +23,13 @@ local REQUEST_CANCELLED = -32800
 ---@field after string the line right of the anchor when shown
 ---@field replace integer bytes right of the anchor that a full accept replaces (item.range)
 
+---@class codenook.List the items of an explicit (Invoked) answer, for cycling
+---@field row integer
+---@field col integer
+---@field tick integer changedtick when answered: any edit ends the list
+---@field items {text: string, replace: integer}[]
+---@field index integer the item shown
+
 ---@class codenook.GhostState
 ---@field client_id integer
 ---@field debounce_ms integer
@@ -30,6 +37,7 @@ local REQUEST_CANCELLED = -32800
 ---@field seq integer bumped by every request and cancel; an answer counts only if still current
 ---@field req_id? integer the request in flight
 ---@field shown? codenook.Shown
+---@field list? codenook.List
 
 ---@type table<integer, codenook.GhostState>
 local states = {}
@@ -109,6 +117,7 @@ function M.clear(buf)
   local st = states[buf]
   if st then
     st.shown = nil
+    st.list = nil
   end
   if api.nvim_buf_is_valid(buf) then
     api.nvim_buf_clear_namespace(buf, M.ns, 0, -1)
@@ -226,10 +235,20 @@ local function item_text(buf, item, row, col, encoding)
   return text, replace
 end
 
+--- Show item `index` of the list (wrapping around at both ends).
+local function show_item(buf, index)
+  local st = states[buf]
+  local list = st.list --[[@as codenook.List]]
+  list.index = (index - 1) % #list.items + 1
+  local item = list.items[list.index]
+  show(buf, list.row, list.col, item.text, item.replace)
+end
+
 --- Ask the server now for a suggestion at the cursor.
 ---@param buf integer
 ---@param kind? integer lsp.InlineCompletionTriggerKind (default: Automatic)
-function M.request(buf, kind)
+---@param step? integer with Invoked: the item to show, counted from the one on screen
+function M.request(buf, kind, step)
   buf = buf == 0 and api.nvim_get_current_buf() or buf
   local st = states[buf]
   if not st or not in_insert_mode() then
@@ -240,6 +259,9 @@ function M.request(buf, kind)
   if not row or not client then
     return
   end
+  -- The server lists the suggestion on screen first: stepping from it is stepping in the list.
+  local shown = st.shown
+  local from = (shown and shown.row == row and shown.col == col) and (step or 0) or 0
   cancel(st)
   local seq = st.seq
   local tick = api.nvim_buf_get_changedtick(buf)
@@ -265,15 +287,21 @@ function M.request(buf, kind)
     then
       return -- the buffer or the cursor moved on; the next request is on its way
     end
-    local items = type(result) == 'table' and (result.items or result) or {}
-    local text, replace
-    if items[1] then
-      text, replace = item_text(buf, items[1], row, col, client.offset_encoding)
+    local items = {}
+    for _, item in ipairs(type(result) == 'table' and (result.items or result) or {}) do
+      local text, replace = item_text(buf, item, row, col, client.offset_encoding)
+      if text then
+        items[#items + 1] = { text = text, replace = replace }
+      end
     end
-    if text then
-      show(buf, row, col, text, replace)
-    else
+    if #items == 0 then
       M.clear(buf)
+    elseif kind == INVOKED then
+      st.list = { row = row, col = col, tick = tick, items = items, index = 1 }
+      show_item(buf, 1 + from)
+    else
+      st.list = nil
+      show(buf, row, col, items[1].text, items[1].replace)
     end
   end, buf)
   if ok then
@@ -284,6 +312,39 @@ end
 --- Ask for a suggestion now (a manual trigger, "Invoked").
 function M.trigger(buf)
   M.request(buf == 0 and api.nvim_get_current_buf() or buf, INVOKED)
+end
+
+--- Show the next (`delta` 1) or previous (-1) suggestion of the list at the cursor; without
+--- one, ask the server for the list (Invoked) and step from the suggestion on screen.
+---@return boolean handled false when `buf` has no ghost text here (the caller uses the key)
+function M.cycle(buf, delta)
+  buf = buf == 0 and api.nvim_get_current_buf() or buf
+  local st = states[buf]
+  if not st or not in_insert_mode() then
+    return false
+  end
+  local row, col = cursor(buf)
+  local list = st.list
+  if
+    list
+    and st.shown
+    and list.row == row
+    and list.col == col
+    and list.tick == api.nvim_buf_get_changedtick(buf)
+  then
+    show_item(buf, list.index + delta)
+  else
+    M.request(buf, INVOKED, delta)
+  end
+  return true
+end
+
+--- Which item of the list is shown and how many there are; nil without a list.
+---@return {index: integer, count: integer}?
+function M.position(buf)
+  local st = states[buf == 0 and api.nvim_get_current_buf() or buf]
+  local list = st and st.shown and st.list
+  return list and { index = list.index, count = #list.items } or nil
 end
 
 ---@return boolean

@@ -24,8 +24,15 @@ M.defaults = {
   filetypes = nil,
   root_markers = { '.git' },
   --- Insert-mode keys; each falls back to its usual meaning when no suggestion is shown.
-  --- Set one to false to leave that key alone.
-  keymaps = { accept = '<Tab>', accept_line = '<C-l>', accept_word = '<C-Right>' },
+  --- Set one to false to leave that key alone. `next` / `prev` cycle through the server's
+  --- alternatives (completion.alternatives), as Alt+] / Alt+[ do in VS Code.
+  keymaps = {
+    accept = '<Tab>',
+    accept_line = '<C-l>',
+    accept_word = '<C-Right>',
+    next = '<M-]>',
+    prev = '<M-[>',
+  },
   --- Pause after the last keystroke before asking (extmark ghost text, Neovim 0.11).
   debounce_ms = 150,
   --- nil: Neovim's own vim.lsp.inline_completion when it exists (0.12), else extmarks;
@@ -830,6 +837,27 @@ function M.accept_word()
   return accept('word')
 end
 
+--- Show another suggestion for the cursor: the next one of the list (`delta` 1) or the
+--- previous one (-1). The first use at a place asks the server for the list (up to
+--- completion.alternatives items); the suggestion on screen stays its first.
+---@return boolean handled
+local function cycle(delta)
+  if native() then
+    return pcall(vim.lsp.inline_completion.select, { count = delta })
+  end
+  return require('codenook.ghost').cycle(api.nvim_get_current_buf(), delta)
+end
+
+--- Show the next suggestion of the list (the list is asked for on first use).
+function M.next()
+  return cycle(1)
+end
+
+--- Show the previous suggestion of the list.
+function M.prev()
+  return cycle(-1)
+end
+
 --- Ask for a suggestion now instead of waiting for the next keystroke.
 function M.trigger()
   if native() then
@@ -889,6 +917,8 @@ local function map_keys(buf)
     accept = M.accept,
     accept_line = M.accept_line,
     accept_word = M.accept_word,
+    next = M.next,
+    prev = M.prev,
   }
   for name, fn in pairs(actions) do
     local lhs = M.config.keymaps[name]

@@ -8,6 +8,10 @@ alone, in this process: codenook's ``LlamaEngine`` (``start``/``generate`` with 
 same model with the same threads and batch size in the same invocation, and each figure is
 reported with its ratio codenook / llama-bench (medians).
 
+``--alternatives N`` (default 3; 1 leaves it out) adds what a list of N suggestions costs
+against one: the same request (the prompt read once, each text generated to the full decode
+size) asking for 1 and for N texts, alternately, ``--repeat`` times each (medians).
+
 What differs by design: llama-bench decodes random tokens and never reads the logits, while
 codenook picks each token (argmax over the logits), turns it into text and checks stop strings;
 that per-token work is what the ratio shows, with llama.cpp's version difference (the two
@@ -34,10 +38,12 @@ from codenook.devtools.bench.errors import BenchError
 
 if TYPE_CHECKING:
     from codenook.engine.llama import LlamaEngine
+    from codenook.engine.protocol import GenerationRequest
 
 DEFAULT_PROMPT_TOKENS = 512
 DEFAULT_DECODE_TOKENS = 128
 DEFAULT_REPEAT = 3
+DEFAULT_ALTERNATIVES = 3
 LLAMA_BENCH_TIMEOUT_S = 3600.0
 # Words that are one token each in most vocabularies: a prompt of exactly N tokens.
 _FILLERS = (" the", " a", " x", " 1", "a", "x")
@@ -107,6 +113,15 @@ def add_parser(sub: Any) -> None:
         default=DEFAULT_REPEAT,
         help=f"repetitions of each test; the median is reported (default {DEFAULT_REPEAT})",
     )
+    engine.add_argument(
+        "--alternatives",
+        dest="speed_alternatives",
+        metavar="N",
+        type=int,
+        default=DEFAULT_ALTERNATIVES,
+        help="also time one request for N texts (completion.alternatives) against one for a"
+        f" single text (default {DEFAULT_ALTERNATIVES}; 1: not measured)",
+    )
     engine.add_argument("--json", dest="speed_json", type=Path, metavar="FILE")
 
 
@@ -142,7 +157,7 @@ def exact_prompt(tokenize: Callable[[str], list[int]], count: int) -> str:
     raise BenchError(f"could not build a prompt of exactly {count} tokens for this vocabulary")
 
 
-def _load(path: str, threads: int, batch: int, context: int) -> LlamaEngine:
+def _load(path: str, threads: int, batch: int, context: int, alternatives: int) -> LlamaEngine:
     from codenook.engine.llama import LlamaEngine
 
     class Engine(LlamaEngine):
@@ -153,7 +168,14 @@ def _load(path: str, threads: int, batch: int, context: int) -> LlamaEngine:
             super()._is_end(token)
             return False
 
-    return Engine(path, n_ctx=context, n_threads=threads, n_batch=batch, prefix_cache=False)
+    return Engine(
+        path,
+        n_ctx=context,
+        n_threads=threads,
+        n_batch=batch,
+        prefix_cache=False,
+        alternatives=alternatives,
+    )
 
 
 def measure_codenook(
@@ -164,13 +186,16 @@ def measure_codenook(
     prompt_tokens: int,
     decode_tokens: int,
     repeat: int,
+    alternatives: int = 1,
 ) -> dict[str, Any]:
-    """Medians (and samples) of prefill and decode tokens/s through ``generate``."""
+    """Medians (and samples) of prefill and decode tokens/s through ``generate``, and of a
+    request for ``alternatives`` texts against one for a single text."""
+    import dataclasses
     import statistics
 
     from codenook.engine.protocol import GenerationRequest
 
-    engine = _load(path, threads, batch, context)
+    engine = _load(path, threads, batch, context, 1)
     try:
         tokenize = engine.tokenize
         prefill_prompt = exact_prompt(tokenize, prompt_tokens)
@@ -221,6 +246,20 @@ def measure_codenook(
         decodes = [generate() for _ in range(repeat)]
     finally:
         engine.close()
+    listed = None
+    if alternatives > 1:
+        # Its own engine: the context holds the prompt and every text's tokens.
+        room = max(context, prompt_tokens + alternatives * decode_tokens + 1)
+        engine = _load(path, threads, batch, room, alternatives)
+        try:
+            request = GenerationRequest(
+                prefill_prompt, max_tokens=decode_tokens, stop=stops, until=never
+            )
+            engine.generate(dataclasses.replace(request, max_tokens=4), lambda: False)  # warm-up
+            listed = measure_alternatives(engine, request, alternatives, repeat)
+            listed["context"] = room
+        finally:
+            engine.close()
     return {
         "version": codenook_version(),
         "prefill_tok_s": statistics.median(prefills),
@@ -228,6 +267,40 @@ def measure_codenook(
         "prefill_samples": prefills,
         "decode_samples": [d[0] for d in decodes],
         "decode_us_outside_llama_decode": statistics.median(d[1] for d in decodes),
+        "alternatives": listed,
+    }
+
+
+def measure_alternatives(
+    engine: LlamaEngine, request: GenerationRequest, count: int, repeat: int
+) -> dict[str, Any]:
+    """One request for ``count`` texts against one for a single text, alternately (a change
+    of load on the machine hits both), ``repeat`` times each: medians and their ratios."""
+    import dataclasses
+    import statistics
+
+    samples: dict[int, list[tuple[float, float, int, int]]] = {1: [], count: []}
+    for _ in range(repeat):
+        for n in (1, count):
+            asked = dataclasses.replace(request, alternatives=n, until_alternative=request.until)
+            began = time.perf_counter()
+            result = engine.generate(asked, lambda: False)
+            total = time.perf_counter() - began
+            texts = 1 + len(result.alternatives)
+            samples[n].append((total, result.decode_s, result.prefilled_tokens, texts))
+    one, many = samples[1], samples[count]
+
+    def median(rows: list[tuple[float, float, int, int]], column: int) -> float:
+        return float(statistics.median(row[column] for row in rows))
+
+    return {
+        "count": count,
+        "request_ms": [median(one, 0) * 1000, median(many, 0) * 1000],
+        "decode_ms": [median(one, 1) * 1000, median(many, 1) * 1000],
+        "prompt_tokens_read": [median(one, 2), median(many, 2)],
+        "texts": [min(r[3] for r in one), min(r[3] for r in many)],
+        "ratio": median(many, 0) / median(one, 0),
+        "decode_ratio": median(many, 1) / median(one, 1),
     }
 
 
@@ -356,7 +429,31 @@ def format_report(document: dict[str, Any]) -> str:
     lines.append(f"{'decode: us/token outside decode':<34}{_fmt(outside):>12}")
     if peer.get("error"):
         lines.append(f"\nllama-bench: {peer['error']}")
+    listed = ours.get("alternatives")
+    if listed:
+        lines += _format_alternatives(listed, document["prompt_tokens"], document["decode_tokens"])
     return "\n".join(lines)
+
+
+def _format_alternatives(listed: dict[str, Any], prompt: int, decode: int) -> list[str]:
+    n = listed["count"]
+    lines = [
+        "",
+        f"alternatives: one request for {n} texts against one for 1 ({prompt} prompt tokens,"
+        f" up to {decode} generated per text, the texts decoded side by side;"
+        f" context {listed.get('context', '?')})",
+        f"{'metric':<34}{'1 text':>12}{f'{n} texts':>14}{'ratio':>8}",
+    ]
+    rows = [
+        ("request ms", *listed["request_ms"], listed["ratio"]),
+        ("decode ms", *listed["decode_ms"], listed["decode_ratio"]),
+    ]
+    read = listed["prompt_tokens_read"]
+    rows.append(("prompt tokens read", *read, read[1] / read[0] if read[0] else None))
+    for label, a, b, ratio in rows:
+        lines.append(f"{label:<34}{_fmt(a):>12}{_fmt(b):>14}{_fmt(ratio, 2):>8}")
+    lines.append(f"{'texts returned (fewest)':<34}{listed['texts'][0]:>12}{listed['texts'][1]:>14}")
+    return lines
 
 
 def cmd_engine(args: argparse.Namespace) -> int:
@@ -367,7 +464,8 @@ def cmd_engine(args: argparse.Namespace) -> int:
     from codenook.settings import Settings
 
     settings = Settings()
-    for name in ("speed_prompt_tokens", "speed_decode_tokens", "speed_repeat"):
+    sized = ("speed_prompt_tokens", "speed_decode_tokens", "speed_repeat", "speed_alternatives")
+    for name in sized:
         if getattr(args, name) < 1:
             raise BenchError(f"--{name[6:].replace('_', '-')} must be at least 1")
     if args.speed_prompt_tokens < 2:
@@ -392,7 +490,9 @@ def cmd_engine(args: argparse.Namespace) -> int:
         "prompt_tokens": sizes[0],
         "decode_tokens": sizes[1],
         "repeat": sizes[2],
-        "codenook": measure_codenook(model, context, threads, batch, *sizes),
+        "codenook": measure_codenook(
+            model, context, threads, batch, *sizes, args.speed_alternatives
+        ),
         "llama_bench": None,
         "ratios": None,
     }
