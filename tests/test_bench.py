@@ -505,3 +505,46 @@ def test_bench_shared_runs_windows_and_an_agent_on_one_host(
     assert not Path(host["runtime_dir"]).exists()
     pids = [host["pid"], report["inprocess"]["pid"], *(w["pid"] for w in windows), agent["pid"]]
     assert all(isinstance(pid, int) and _gone(pid) for pid in pids), pids
+
+
+def test_a_replay_inside_a_project_gets_its_cross_file_context(
+    tmp_path: Path, hybrid_path: Path, capsys: pytest.CaptureFixture
+):
+    """--workspace replays in a real folder, indexed first: the prompts carry the imported
+    file's definitions, which the same trace replayed in an empty folder does not see."""
+    project = tmp_path / "project"
+    (project / "geometry").mkdir(parents=True)
+    (project / "geometry" / "__init__.py").write_text("", encoding="utf-8")
+    (project / "geometry" / "vectors.py").write_text(
+        "def scale_vector(vector, factor):\n"
+        '    """Every component of vector times factor."""\n'
+        "    return [component * factor for component in vector]\n",
+        encoding="utf-8",
+    )
+    main = project / "main.py"
+    main.write_text(
+        "from geometry.vectors import scale_vector\n\n\ndef double(v):\n"
+        "    return scale_vector(v, 2)\n",
+        encoding="utf-8",
+    )
+    trace_path = tmp_path / "t.json"
+    record_args = ["record", str(main), "--out", str(trace_path), "--start-line", "5"]
+    record_args += ["--lines", "1", "--cpm", "600", "--root", str(project)]
+    assert bench.main(bench.build_parser().parse_args(record_args)) == 0
+    assert Trace.load(trace_path).uri_path == "main.py"
+    outside = ["record", str(tmp_path / "t.json"), "--out", str(tmp_path / "x.json")]
+    assert bench.main(bench.build_parser().parse_args([*outside, "--root", str(project)])) == 1
+
+    prompts = {}
+    for name, extra in (("project", ["--workspace", str(project)]), ("empty", [])):
+        out = tmp_path / f"{name}.json"
+        argv = ["--trace", str(trace_path), "--model", str(hybrid_path), "--modes", "on"]
+        argv += ["--max-tokens", "4", "--json", str(out), *extra]
+        assert bench.main(bench.build_parser().parse_args(argv)) == 0
+        mode = json.loads(out.read_text(encoding="utf-8"))["modes"]["on"]
+        assert mode["answered"] >= 1 and mode["error"] == 0
+        prompts[name] = mode["prompt_tokens_per_answer"]
+    assert "indexed before the replay" in capsys.readouterr().out
+    assert main.read_text(encoding="utf-8").endswith("scale_vector(v, 2)\n")  # untouched
+    # The definition of scale_vector (and the file separator around it) came in.
+    assert prompts["project"] > prompts["empty"] + 8, prompts

@@ -61,6 +61,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="engine.model for mode remote (default: the first model the server lists)",
     )
+    parser.add_argument(
+        "--workspace",
+        type=Path,
+        metavar="DIR",
+        help="replay inside this project folder (its index gives cross-file context; the trace's"
+        " file path is relative to it; nothing is written there); default: an empty folder",
+    )
     parser.description = (
         "Replay a recorded typing session through `codenook serve` the way an editor does, once"
         " per mode (prefix cache off / on, optionally a remote server or llama.vim), and"
@@ -140,6 +147,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rec.add_argument(
         "--typo-rate", type=float, default=0.0, help="chance a letter is mistyped and backspaced"
     )
+    rec.add_argument(
+        "--root",
+        type=Path,
+        help="the project folder SOURCE belongs to: the trace names SOURCE relative to it"
+        " (replay with --workspace ROOT for cross-file context)",
+    )
     rec.add_argument("--language-id", help="LSP language id (default: from the extension)")
     rec.add_argument(
         "--debounce-ms", type=float, default=DEFAULT_DEBOUNCE_MS, help="the editor's debounce"
@@ -165,6 +178,15 @@ _LANGUAGE_IDS = {
 }
 
 
+def _relative_path(source: Path, root: Path | None) -> str:
+    if root is None:
+        return source.name
+    try:
+        return source.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        raise BenchError(f"{source} is not inside --root {root}") from None
+
+
 def cmd_record(args: argparse.Namespace) -> int:
     try:
         source = args.source.read_text(encoding="utf-8")
@@ -178,7 +200,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         seed=args.seed,
         auto_indent=args.auto_indent,
         typo_rate=args.typo_rate,
-        uri_path=args.source.name,
+        uri_path=_relative_path(args.source, args.root),
         language_id=args.language_id or _LANGUAGE_IDS.get(args.source.suffix, "plaintext"),
         debounce_ms=args.debounce_ms,
     )

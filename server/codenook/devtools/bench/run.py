@@ -59,10 +59,15 @@ def remote_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def run_codenook_mode(
-    name: str, trace: Trace, settings: dict[str, Any], speed: float
+    name: str,
+    trace: Trace,
+    settings: dict[str, Any],
+    speed: float,
+    workspace: Path | None = None,
 ) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="codenook-bench-") as root:
-        target = CodenookTarget(settings, trace, Path(root))
+    with tempfile.TemporaryDirectory(prefix="codenook-bench-") as scratch:
+        root = workspace.resolve() if workspace is not None else Path(scratch)
+        target = CodenookTarget(settings, trace, root, wait_for_index=workspace is not None)
         try:
             first = await target.start()
             records, elapsed = await replay(trace, target, speed)
@@ -180,7 +185,11 @@ async def run_modes(
         else:
             own = remote_settings(args) if mode == REMOTE else MODE_SETTINGS[mode]
             mode_settings = {**changed, **own}
-            reports.append(await run_codenook_mode(mode, trace, mode_settings, args.speed))
+            reports.append(
+                await run_codenook_mode(
+                    mode, trace, mode_settings, args.speed, getattr(args, "workspace", None)
+                )
+            )
     return reports
 
 
@@ -209,6 +218,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise BenchError(f"unknown mode {unknown}: choose from {', '.join(MODES)}")
     if args.speed <= 0:
         raise BenchError("--speed must be positive")
+    workspace = getattr(args, "workspace", None)
+    if workspace is not None and not workspace.is_dir():
+        raise BenchError(f"--workspace {workspace} is not a folder")
     if REMOTE in modes:
         remote_settings(args)  # a missing or malformed --engine-url fails before any mode runs
     settings, changed = bench_settings(args)
@@ -230,6 +242,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     models = {Path(r["model"]).name for r in reports if r.get("model")}
     print(header)
+    if workspace is not None:
+        print(f"workspace {workspace.resolve()} (indexed before the replay)")
     print(f"model {', '.join(sorted(models)) or 'n/a'}; {os.cpu_count()} CPUs\n")
     print(format_table(reports))
     for report in reports:

@@ -48,10 +48,15 @@ class CodenookTarget:
         trace: Trace,
         root: Path,
         env: dict[str, str] | None = None,
+        *,
+        wait_for_index: bool = False,
     ) -> None:
         self.settings = settings
         self.trace = trace
         self.root = root
+        # In a real project the replay starts once the workspace index is built, as a user
+        # types after the editor has settled, so every mode sees the same cross-file context.
+        self.wait_for_index = wait_for_index
         self.env = env  # None: rpc.server_env(), an in-process model
         self.uri = (root / trace.uri_path).as_uri()
         self.process: asyncio.subprocess.Process | None = None
@@ -92,7 +97,7 @@ class CodenookTarget:
         deadline = started + READY_TIMEOUT_S
         while True:
             stats = await self.stats()
-            if stats.get("state") == "idle":
+            if stats.get("state") == "idle" and self._indexed(stats):
                 self.load_ms = (loop.time() - started) * 1000
                 return stats
             if stats.get("state") == "failed":
@@ -100,6 +105,14 @@ class CodenookTarget:
             if loop.time() > deadline:
                 raise BenchError(f"the engine was not ready after {READY_TIMEOUT_S:.0f} s: {stats}")
             await asyncio.sleep(0.05)
+
+    def _indexed(self, stats: dict[str, Any]) -> bool:
+        if not self.wait_for_index:
+            return True
+        folders = stats.get("index")
+        if not isinstance(folders, dict) or not folders:
+            return True  # no index to wait for (cross-file context off)
+        return all(isinstance(f, dict) and f.get("state") == "ready" for f in folders.values())
 
     async def open_in(self, other: CodenookTarget) -> None:
         """Replay into ``other``'s running server (the same window) with this target's own
