@@ -19,6 +19,7 @@ from codenook.workspace.crossfile import (
     rendered_tokens,
 )
 from codenook.workspace.index import WorkspaceIndex
+from index_project import chunks_at, project
 
 PROJECT = Path(__file__).parent / "fixtures" / "project"
 
@@ -247,3 +248,35 @@ def test_without_an_index_only_activity_counts() -> None:
     )
     assert [(c.path, c.group) for c in context.chunks] == [("b.py", "visited")]
     assert context.text == "b.py\ndef helper():\n    return 2\n\n"
+
+
+def test_signatures_near_the_cursor_come_before_any_docstring(tmp_path: Path) -> None:
+    """A long docstring (effect writes 40-line JSDoc) must not keep the other names near the
+    cursor out: every near signature first, docs with what budget is left."""
+    doc = "".join(f"    line {i} of a long story\n" for i in range(30))
+    files = {
+        "lib.py": f'def alpha_one(x):\n    """\n{doc}    """\n    return x\n\n\n'
+        "def beta_two(y):\n    return y\n",
+        "main.py": "from lib import alpha_one, beta_two\n\n\n"
+        "def run():\n    a = alpha_one(1)\n    b = beta_two(2)\n    return a + b\n",
+    }
+    index = project(tmp_path, files)
+    chunks = chunks_at(index, "main.py", "    return a + b", budget=30)
+    shown = shown_lines(tuple(chunks))
+    assert {"def alpha_one(x):", "def beta_two(y):"} <= shown
+    assert "line 0 of a long story" not in shown
+    roomy = shown_lines(tuple(chunks_at(index, "main.py", "    return a + b", budget=400)))
+    assert "line 0 of a long story" in roomy  # the docs follow when there is room
+
+
+def test_a_name_after_an_imported_module_is_looked_up_in_that_module(tmp_path: Path) -> None:
+    """`d.map(...)` near the cursor: `map` of the module `d` names, not the first three of
+    the imported modules that define a `map`."""
+    files = {f"{m}.ts": f"export function map(f: (x: number) => {m}) {{}}\n" for m in "abcd"}
+    files["main.ts"] = (
+        'import * as a from "./a"\nimport * as b from "./b"\nimport * as c from "./c"\n'
+        'import * as d from "./d"\n\nconst out = d.map((x) => x)\nconst next = 1\n'
+    )
+    index = project(tmp_path, files)
+    chunks = chunks_at(index, "main.ts", "const next = 1", budget=18)
+    assert [c.path for c in chunks] == ["d.ts"]

@@ -198,3 +198,83 @@ def test_siblings_in_the_package_come_last(tmp_path: Path) -> None:
     assert [(c.path, c.text) for c in chunks] == [("pkg/b.py", "def beta(y):")]
     # Not in the workspace's top folder (scripts, setup files).
     assert chunks_at(index, "top.py", "z = ") == []
+
+
+def test_names_the_file_uses_further_away_are_found_nearest_first(tmp_path: Path) -> None:
+    """A helper the file calls 100 lines below the cursor, with no import to follow (Go's
+    package, Rust's `use super::*`, here a name defined once elsewhere)."""
+    filler = "".join(f"    step_{i} = {i}\n" for i in range(100))
+    files = {
+        "helpers.py": "def far_helper(value, size):\n    return value\n\n\n"
+        "def farther_helper(value):\n    return value\n",
+        "main.py": "def first():\n    result = 0\n    return result\n\n\n"
+        f"def later():\n{filler}    far_helper(1, 2)\n{filler}    farther_helper(3)\n",
+    }
+    index = project(tmp_path, files)
+    chunks = chunks_at(index, "main.py", "    result = 0\n", budget=400)
+    assert lines_of(chunks, "helpers.py") == [
+        "def far_helper(value, size):",
+        "# ...",
+        "def farther_helper(value):",
+    ]
+    # Nearest first: a budget that holds one signature holds the nearer name's.
+    small = chunks_at(index, "main.py", "    result = 0\n", budget=12)
+    assert lines_of(small, "helpers.py") == ["def far_helper(value, size):"]
+
+
+def test_modules_bound_by_aliasing_imports_are_outlined_after_the_dot(tmp_path: Path) -> None:
+    """`import * as remote from`, `const t = require(...)`, Lua's `local u = require`,
+    Python's `import x as h`: the alias before the dot names the module (a module imported
+    first, whose outline would fill the budget otherwise, stays out)."""
+    many = "".join(f"export function big_{i}(value: number) {{}}\n" for i in range(30))
+    lua_many = "".join(f"function B.big_{i}(v) end\n" for i in range(30))
+    files = {
+        "lib/big.ts": many,
+        "lib/bigjs.js": many.replace(": number", "").replace("export ", ""),
+        "lib/api.ts": "export function fetchAll(url: string) {}\n",
+        "web/main.ts": 'import * as big from "../lib/big"\n'
+        'import * as remote from "../lib/api"\n\nconst x = remote.\n',
+        "lib/tool.js": "function runTool(name) {}\nmodule.exports = { runTool }\n",
+        "web/old.js": 'const big = require("../lib/bigjs")\n'
+        'const t = require("../lib/tool")\n\nt.\n',
+        "lua/big.lua": f"local B = {{}}\n{lua_many}return B\n",
+        "lua/util.lua": "local M = {}\nfunction M.split_words(s) end\nreturn M\n",
+        "lua/main.lua": 'local big = require("big")\nlocal u = require("util")\n\nlocal x = u.\n',
+        "big.py": functions("big", 30),
+        "pkg/__init__.py": "",
+        "pkg/helpers.py": "def make_widget(size):\n    return size\n",
+        "app.py": "import big\nimport pkg.helpers as h\n\nvalue = h.\n",
+    }
+    index = project(tmp_path, files)
+    cases = [
+        ("web/main.ts", "x = remote.", "lib/api.ts", "export function fetchAll(url: string) {}"),
+        ("web/old.js", "t.", "lib/tool.js", "function runTool(name) {}"),
+        ("lua/main.lua", "local x = u.", "lua/util.lua", "function M.split_words(s) end"),
+        ("app.py", "value = h.", "pkg/helpers.py", "def make_widget(size):"),
+    ]
+    for path, marker, defined_in, signature in cases:
+        chunks = chunks_at(index, path, marker, budget=40)
+        assert signature in lines_of(chunks, defined_in), (path, chunks)
+
+
+def test_typing_a_dot_recomputes_only_the_dot_target(tmp_path: Path) -> None:
+    """`x = pkg` then `.`: the dot changes the memo's key, but the other candidates (whose
+    cost grows with the file) come from the memo; the result is a fresh computation's."""
+    files = {**PACKAGE, "main.py": "import big\nimport pkg\n\n\nvalue = \n"}
+    index = project(tmp_path, files)
+    text = (tmp_path / "main.py").read_text()
+    document = Document(f"file://{index.root}/main.py", text, 1)
+    line, column = 4, len("value = ")
+    memo = ContextMemo()
+    for version, char in enumerate("pkg.", start=2):
+        document.apply_edit((line, column), (line, column), char, Encoding.UTF32, version)
+        column += 1
+        snapshot = document.snapshot()
+        cursor = snapshot.lines.line_start(line) + column
+        args = (snapshot, cursor, "main.py", index, ActivitySnapshot(), 60, words)
+        assert build_crossfile_context(*args, memo=memo) == build_crossfile_context(*args)
+    assert memo.hits == 2  # `k` and `g`; the dot was assembled again
+    assert memo.candidates.hits == 1  # ... from the candidates the first keystroke found
+    assert "def alpha(x):" in lines_of(
+        list(build_crossfile_context(*args, memo=memo).chunks), "pkg/_impl.py"
+    )

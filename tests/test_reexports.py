@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from codenook.workspace.crossfile import Chunk, import_targets
+from codenook.workspace.crossfile import Chunk
 from codenook.workspace.index import WorkspaceIndex
+from codenook.workspace.references import import_targets
 from index_project import chunks_at, project
 
 
@@ -19,7 +20,7 @@ def lines_of(chunks: list[Chunk], path: str) -> list[str]:
 
 
 # Many same-named definitions elsewhere: without following the import, a name defined in
-# more than 3 files is not shown at all (see crossfile.MAX_DEFINITIONS_PER_NAME).
+# more than 3 files is not shown at all (see references.MAX_DEFINITIONS_PER_NAME).
 DECOYS = {f"decoy{i}.py": "def helper(y):\n    return y\n" for i in range(4)}
 
 

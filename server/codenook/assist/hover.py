@@ -1,14 +1,17 @@
 """Hover explanations: what to explain, how to ask, and a cache keyed by content.
 
-Pure functions pick the definition under the cursor (in this file) and its signature; the
-explanation is cached by a hash of the model and the code, so hovering the same unchanged
-function again is instant, and an edit to it naturally invalidates the entry.
+Pure functions pick the definition under the cursor (in this file) and its signature, or,
+for a name another file defines, add that definition as the workspace index has it (the
+caller looks it up: ``with_definitions``). The explanation is cached by a hash of the model
+and the code, so hovering the same unchanged function again is instant, and an edit to it
+naturally invalidates the entry.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from tree_sitter import Node, QueryCursor
 
@@ -16,8 +19,10 @@ from codenook.assist.chat import Message
 from codenook.lru import LRU
 from codenook.text.documents import Snapshot
 from codenook.text.positions import utf8_length
+from codenook.workspace.index.model import Definition
 
 MAX_LINES = 60
+MAX_ELSEWHERE = 2  # definitions in other files shown for one name (an overload, a stub)
 SYSTEM = (
     "You explain code to a programmer. Answer in one to three plain sentences of Markdown:"
     " what the code does and anything surprising. No heading, no code block."
@@ -30,6 +35,11 @@ class Target:
     code: str  # the definition (or statement) to explain
     signature: str  # header lines shown above the explanation
     language: str
+    # False when the name is not defined in this file: ``code`` is then the statement using
+    # it, and ``with_definitions`` can add what another file says about it.
+    in_file: bool = True
+    defined_in: str = ""  # the other file's path, when ``definition`` comes from there
+    definition: str = ""  # its signature, docs and fields (the index keeps no bodies)
 
 
 def _text(snapshot: Snapshot, node: Node) -> str:
@@ -104,20 +114,44 @@ def hover_target(snapshot: Snapshot, offset: int) -> Target | None:
             statement = statement.parent
         code = _text(snapshot, statement)
         first_line = code.split("\n", 1)[0]
-        return Target(name, code, first_line, language)
+        return Target(name, code, first_line, language, in_file=False)
     scope, body = chosen
     code = "\n".join(_text(snapshot, scope).split("\n")[:MAX_LINES])
     return Target(name, code, _signature(snapshot, scope, body), language)
 
 
+def with_definitions(target: Target, found: Sequence[Definition]) -> Target:
+    """``target`` (a name this file does not define) with what other files define under
+    that name (``found``, best first, from the workspace index): the model explains the
+    name from its definition rather than guessing from one use, and the hover shows the
+    definition's signature."""
+    if target.in_file or not found:
+        return target
+    shown = found[:MAX_ELSEWHERE]
+    blocks = []
+    for definition in shown:
+        lines = dict(definition.doc + definition.head + definition.fields)
+        blocks.append("\n".join(lines[n] for n in sorted(lines)))
+    first = shown[0]
+    signature = "\n".join(t for n, t in first.head if n >= first.line) or first.signature
+    return replace(
+        target,
+        signature=signature.rstrip("{ \t"),
+        defined_in=", ".join(dict.fromkeys(d.path for d in shown)),
+        definition="\n\n".join(blocks),
+    )
+
+
 def hover_messages(target: Target) -> list[Message]:
-    return [
-        Message("system", SYSTEM),
-        Message(
-            "user",
-            f"Explain what `{target.name}` does.\n\n```{target.language}\n{target.code}\n```",
-        ),
-    ]
+    fence = f"```{target.language}\n"
+    question = f"Explain what `{target.name}` does.\n\n{fence}{target.code}\n```"
+    if target.definition:
+        question = (
+            f"Explain what `{target.name}` does, used here:\n\n{fence}{target.code}\n```\n\n"
+            f"It is defined in `{target.defined_in}` (signature and docs):\n\n"
+            f"{fence}{target.definition}\n```"
+        )
+    return [Message("system", SYSTEM), Message("user", question)]
 
 
 def render_hover(target: Target, explanation: str | None) -> str:
@@ -148,6 +182,6 @@ class HoverCache(LRU[str, str]):
     @staticmethod
     def key(model: str, target: Target) -> str:
         digest = hashlib.sha256()
-        for part in (model, target.language, target.name, target.code):
+        for part in (model, target.language, target.name, target.code, target.definition):
             digest.update(part.encode("utf-8") + b"\0")
         return digest.hexdigest()

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
+from codenook.assist.hover import hover_messages, with_definitions
 from codenook.lsp import convert
 from codenook.lsp.dispatch import request
 
@@ -25,8 +26,13 @@ def register(server: CodenookServer) -> None:
         target = ls.app.assist.hover_target(snapshot, offset)
         if target is None:
             return None
+        if not target.in_file:  # defined in another file: the index knows what it is
+            target = with_definitions(target, ls.app.workspace.definitions(snapshot, target.name))
         ls.app.workspace.visited(snapshot.uri, snapshot, params.position.line)
+        if ls.settings.trace.prompts:
+            question = "\n".join(f"[{m.role}]\n{m.content}" for m in hover_messages(target))
+            ls.log(f"hover {snapshot.uri}:{params.position.line + 1}\n--- prompt ---\n{question}")
         markdown, cached = await ls.app.assist.hover(target)
-        ls.last_hover = {"name": target.name, "cached": cached}
+        ls.last_hover = {"name": target.name, "cached": cached, "definedIn": target.defined_in}
         content = types.MarkupContent(kind=types.MarkupKind.Markdown, value=markdown)
         return types.Hover(contents=content)

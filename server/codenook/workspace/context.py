@@ -30,9 +30,11 @@ from codenook.workspace.index import (
     DEFAULT_MAX_FILE_BYTES,
     DEFAULT_MAX_FILES,
     BuildStats,
+    Definition,
     WorkspaceIndex,
 )
 from codenook.workspace.index.files import exclude_for, set_exclude
+from codenook.workspace.references import definitions_for, snapshot_imports
 
 # (root path, files done, files in all); called from an index-building thread.
 BuildProgress = Callable[[str, int, int], None]
@@ -319,6 +321,17 @@ class WorkspaceContext:
             imports=entry.imports if entry is not None else None,
             memo=self.memo,
         )
+
+    def definitions(self, snapshot: Snapshot, name: str) -> list[Definition]:
+        """Definitions in other files of a name used in ``snapshot`` (their paths relative
+        to the folder), resolved as the cross-file context resolves it: for a hover."""
+        found = self.index_for(snapshot.uri) if self.enabled else None
+        if found is None:
+            return []
+        index, path = found
+        entry = index.get(path)
+        imports = entry.imports if entry is not None else snapshot_imports(snapshot)
+        return definitions_for(name, index, path, imports, snapshot.language_name)
 
     def status(self) -> dict[str, object]:
         """Per folder: state, files and definitions, for ``codenook/stats``."""

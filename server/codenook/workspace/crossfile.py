@@ -5,8 +5,9 @@ activity, a token budget and a token counter. The result is a list of chunks, on
 section, rendered in the model's repository format (``<|file_sep|>path`` + content) before the
 current file. Candidates, most relevant first (the ``TIER_*`` constants):
 
-1. definitions of the names used near the cursor that the file's imports lead to (signature,
-   docstring or doc comment, the fields of a class);
+1. definitions of the names used near the cursor that the file's imports lead to (their
+   signatures; their docstrings or doc comments and a class's fields only after the
+   signatures of the other near names, so that one long doc does not keep them out);
 2. the regions edited most recently, across files (a ring, see ``activity.Activity``);
 3. what the imports bring in: the signatures of the imported names;
 4. definitions of other names used near the cursor: rare names, members used as attributes;
@@ -31,10 +32,8 @@ before the change stay in place.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from itertools import pairwise
 
 from codenook.lru import LRU
@@ -48,14 +47,22 @@ from codenook.workspace.activity import (
     jaccard_sets,
     line_set,
 )
-from codenook.workspace.index import IMPORT_DEPTH, Definition, Import, WorkspaceIndex, imports_of
+from codenook.workspace.index import Definition, Import, WorkspaceIndex
+from codenook.workspace.references import (
+    MAX_DEFINITIONS_PER_NAME,
+    ImportTargets,
+    Reference,
+    import_targets,
+    reference_window,
+    referenced_names,
+    snapshot_imports,
+)
+from codenook.workspace.references import (
+    resolve as _resolve,
+)
 
 TokenCounter = Callable[[str], int]
 
-STRIDE = 16  # the reference window moves in whole blocks of this many lines
-BLOCKS_BEFORE = 3  # blocks above the cursor's block whose names count as "near"
-BLOCKS_AFTER = 1
-MAX_DEFINITIONS_PER_NAME = 3  # a name with more definitions than this, unresolved, is skipped
 MAX_OUTLINE_FILES = 12
 MAX_OUTLINE_LINES = 3  # lines of a multi-line signature kept in a module outline
 EDIT_SHARE = 0.25  # at most this share of the budget for recent edits
@@ -69,6 +76,7 @@ TIER_NEAR = 0  # names near the cursor that the imports lead to
 TIER_EDITS = 2  # recently edited regions
 TIER_IMPORTED = 3  # signatures of the imported names
 TIER_NEAR_OTHER = 4  # names near the cursor defined elsewhere (rare names, used members)
+TIER_DOCS_LATER = 4.5  # added to a near name's tier for its docs and fields: after 4, 5
 TIER_NEAR_MEMBERS = 6  # member signatures of the classes above
 TIER_VISITS = 7  # recently visited chunks
 TIER_IMPORTED_MEMBERS = 8  # member signatures of imported classes
@@ -82,8 +90,6 @@ GROUP_VISITED = 1
 GROUP_REFERENCES = 2  # definitions found by name elsewhere in the workspace
 GROUP_EDITS = 3
 GROUP_NAMES = ("imports", "visited", "references", "edits")
-
-_REFERENCE = re.compile(r"(\.|->|::|:(?=[A-Za-z_]))?\s*([A-Za-z_$][A-Za-z0-9_$]*)")
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -126,6 +132,10 @@ class ContextMemo(LRU[tuple[object, ...], CrossFileContext]):
 
     def __init__(self, capacity: int = 8) -> None:
         super().__init__(capacity)
+        # The candidates that do not depend on the dot target, by the same inputs less the
+        # dot and the budget: typing a `.` on a line recomputes only the dot's outline (on
+        # a 10,000-line file the rest costs tens of milliseconds).
+        self.candidates: LRU[tuple[object, ...], tuple[ImportTargets, list[_Item]]] = LRU(4)
 
 
 # -- assembling --------------------------------------------------------------------------------
@@ -193,151 +203,6 @@ def _render(sections: dict[tuple[int, str], dict[int, str]]) -> list[Chunk]:
         numbers = sorted(lines)
         chunks.append(Chunk(path, "\n".join(out), GROUP_NAMES[group], numbers[0], numbers[-1]))
     return chunks
-
-
-def reference_window(cursor_line: int, line_count: int) -> tuple[int, int, int, int]:
-    """Lines whose names count as near the cursor: (first, last) of the whole window and
-    (first, last) of the cursor's own block. Both move only in whole blocks."""
-    block = cursor_line // STRIDE
-    first = max(0, (block - BLOCKS_BEFORE) * STRIDE)
-    last = min(line_count - 1, (block + 1 + BLOCKS_AFTER) * STRIDE - 1)
-    near_first = block * STRIDE
-    near_last = min(line_count - 1, near_first + STRIDE - 1)
-    return first, last, near_first, near_last
-
-
-@dataclass(frozen=True)
-class Reference:
-    name: str
-    rank: int  # 0: used in the cursor's block, 1: in the blocks around it
-    attribute: bool  # used after `.`, `->`, `::` or Lua's `:` somewhere in the window
-
-
-def referenced_names(snapshot: Snapshot, cursor_line: int) -> list[Reference]:
-    """Identifiers near the cursor in order of rank, then first use; the cursor line itself
-    is left out (see the module doc)."""
-    lines = snapshot.lines
-    first, last, near_first, near_last = reference_window(cursor_line, lines.line_count)
-    ranks: dict[str, int] = {}
-    attributes: set[str] = set()
-    for rank, numbers in (
-        (0, range(near_first, near_last + 1)),
-        (1, range(first, last + 1)),
-    ):
-        for number in numbers:
-            if number == cursor_line:
-                continue
-            for access, name in _REFERENCE.findall(lines.line_text(number)):
-                if name not in ranks:
-                    ranks[name] = rank
-                if access:
-                    attributes.add(name)
-    return [Reference(name, rank, name in attributes) for name, rank in ranks.items()]
-
-
-@dataclass(frozen=True)
-class ImportTargets:
-    """Where the current file's imports lead, in import order."""
-
-    names: dict[str, tuple[str, ...]]  # imported name -> files that should define it
-    modules: tuple[str, ...]  # files imported whole (module imports, submodules)
-    files: frozenset[str]  # every file any import leads to, plus package siblings
-    # Imported name -> the name of its definition, where they differ (`X as Y`, here or
-    # in a re-export on the way).
-    renamed: dict[str, str] = field(default_factory=dict)
-
-
-def import_targets(
-    imports: Sequence[Import], index: WorkspaceIndex, path: str, language: str | None
-) -> ImportTargets:
-    spec = languages.spec_for(path, language)
-    style = spec.import_style if spec else ""
-    separator = "::" if style == "rust" else "."
-    names: dict[str, tuple[str, ...]] = {}
-    renamed: dict[str, str] = {}
-    modules: list[str] = []
-    named_files: list[str] = []
-    passed: list[str] = []  # files an imported module passes names on from
-
-    def whole(files: tuple[str, ...]) -> None:
-        """Files imported whole, and what they pass on (an ``__init__.py``, a barrel)."""
-        for file in files:
-            modules.append(file)
-            wildcard, by_name = index.passed_on(file, style)
-            modules.extend(wildcard)
-            passed.extend(by_name)
-
-    for item in imports:
-        files = index.resolve(path, item.module, style)
-        if not item.names or item.names == ("*",):
-            whole(files)
-            continue
-        named_files.extend(files)
-        bound = dict(item.aliases)
-        for name in item.names:
-            if name == "*":
-                whole(files)
-                continue
-            joined = (
-                item.module + name if item.module.endswith(".") else item.module + separator + name
-            )
-            submodule = index.resolve(path, joined, style) if style in ("python", "rust") else ()
-            if submodule:
-                modules.extend(submodule)
-            # Where the name is really defined: through `__init__.py` and barrel re-exports.
-            defined = index.follow(files, name, style) if files else ()
-            found = tuple(dict.fromkeys(p for p, _ in defined)) or files
-            named_files.extend(found)
-            used = bound.get(name, name)
-            names.setdefault(used, found)
-            as_defined = defined[0][1] if defined else name
-            if as_defined != used:
-                renamed.setdefault(used, as_defined)
-    siblings: list[str] = []
-    if spec is not None and spec.directory_is_package:
-        directory = path.rsplit("/", 1)[0] if "/" in path else ""
-        siblings = [
-            p
-            for p in index.directory_files(directory)
-            if p != path and languages.spec_for(p) == spec
-        ]
-    ordered = tuple(dict.fromkeys([*modules, *named_files, *siblings, *passed]))
-    return ImportTargets(names, ordered, frozenset(ordered), renamed)
-
-
-# Languages whose files can use each other's definitions.
-_FAMILIES = {"typescript": "javascript", "tsx": "javascript", "cpp": "c"}
-
-
-@lru_cache(maxsize=65536)
-def family(path: str) -> str:
-    """The language family of a file: JavaScript and TypeScript share one, C and C++ too."""
-    spec = languages.spec_for(path)
-    name = spec.name if spec else ""
-    return _FAMILIES.get(name, name)
-
-
-def _resolve(
-    name: str, index: WorkspaceIndex, path: str, targets: ImportTargets
-) -> tuple[list[Definition], bool]:
-    """The definitions a name used in ``path`` most likely means, and whether the file's
-    imports lead to them (rather than the name merely being rare in the workspace)."""
-    own = family(path)
-    defined_as = targets.renamed.get(name, name)
-    defs = [d for d in index.definitions(defined_as) if d.path != path and family(d.path) == own]
-    if not defs:
-        return [], False
-    expected = targets.names.get(name)
-    if expected:
-        preferred = [d for d in defs if d.path in expected]
-        if preferred:
-            return preferred[:MAX_DEFINITIONS_PER_NAME], True
-    imported = [d for d in defs if d.path in targets.files]
-    if imported:
-        return imported[:MAX_DEFINITIONS_PER_NAME], True
-    if len({d.path for d in defs}) <= MAX_DEFINITIONS_PER_NAME:
-        return defs, False
-    return [], False
 
 
 def _parent_line(index: WorkspaceIndex, definition: Definition) -> tuple[tuple[int, str], ...]:
@@ -427,14 +292,41 @@ def build_crossfile_context(
             return remembered
     items: list[_Item] = []
     if index is not None:
-        targets = import_targets(imports or (), index, path, snapshot.language_name)
-        items += _definition_items(snapshot, cursor_line, path, index, targets)
-        for tier, found, numbered in nearby.candidates(
-            lines, cursor_line, path, snapshot.language_name, index, imports or (), targets, dot,
-            lambda name: _resolve(name, index, path, targets)[0],
-        ):  # fmt: skip
-            group = GROUP_IMPORTS if found.path in targets.files else GROUP_REFERENCES
-            items.append(_Item(tier, len(items), group, found.path, numbered))
+        # path, cursor line, imports, near lines, index, generation, the other lines.
+        stable = tuple(key[i] for i in (0, 1, 4, 5, 9, 10, 13)) if memo is not None else ()
+        cached = memo.candidates.get(stable) if memo is not None else None
+        targets = (
+            cached[0]
+            if cached is not None
+            else import_targets(imports or (), index, path, snapshot.language_name)
+        )
+
+        def resolve(name: str) -> list[Definition]:
+            return _resolve(name, index, path, targets)[0]
+
+        finder = nearby.finder(
+            lines, cursor_line, path, snapshot.language_name, index, imports or (), targets,
+            resolve,
+        )  # fmt: skip
+
+        def group(found: Definition) -> int:
+            return GROUP_IMPORTS if found.path in targets.files else GROUP_REFERENCES
+
+        if cached is None:
+            found_items = _definition_items(snapshot, cursor_line, path, index, targets, finder)
+            for tier, found, numbered in nearby.candidates(
+                lines, cursor_line, path, snapshot.language_name, index, imports or (),
+                targets, (), resolve, (ref_first, ref_last), finder,
+            ):  # fmt: skip
+                found_items.append(
+                    _Item(tier, len(found_items), group(found), found.path, numbered)
+                )
+            cached = (targets, found_items)
+            if memo is not None:
+                memo.candidates.put(stable, cached)
+        items += cached[1]
+        for tier, found, numbered in nearby.dot_candidates(finder, dot):
+            items.append(_Item(tier, len(items), group(found), found.path, numbered))
     items += _activity_items(line_set(shown), edits, visits)
     items.sort(key=lambda item: (item.tier, item.order))
     selection = _Selection(budget, count)
@@ -473,14 +365,6 @@ def build_crossfile_context(
     return result
 
 
-def snapshot_imports(snapshot: Snapshot) -> tuple[Import, ...]:
-    """The document's imports read from its tree (near the root only, see IMPORT_DEPTH)."""
-    if snapshot.language is None or snapshot.tree is None:
-        return ()
-    source = snapshot.text.encode("utf-8")
-    return imports_of(snapshot.language, snapshot.tree, source, max_depth=IMPORT_DEPTH)
-
-
 def _outside_window(
     ring: tuple[RecentChunk, ...], path: str, window: tuple[int, int]
 ) -> tuple[RecentChunk, ...]:
@@ -498,6 +382,7 @@ def _definition_items(
     path: str,
     index: WorkspaceIndex,
     targets: ImportTargets,
+    finder: nearby.Finder | None = None,
 ) -> list[_Item]:
     entry = index.get(path)
     local = {d.name for d in entry.definitions} if entry is not None else set()
@@ -508,7 +393,7 @@ def _definition_items(
     def group_of(definition: Definition) -> int:
         return GROUP_IMPORTS if definition.path in targets.files else GROUP_REFERENCES
 
-    def add(tier: int, definition: Definition, lines: tuple[tuple[int, str], ...]) -> None:
+    def add(tier: float, definition: Definition, lines: tuple[tuple[int, str], ...]) -> None:
         nonlocal order
         order += 1
         items.append(_Item(tier, order, group_of(definition), definition.path, lines))
@@ -522,7 +407,14 @@ def _definition_items(
     for reference in referenced_names(snapshot, cursor_line):
         if reference.name in local or len(reference.name) < 2:
             continue
-        found, imported = _resolve(reference.name, index, path, targets)
+        in_modules = _in_modules(reference, index, finder) if finder is not None else None
+        if in_modules:  # `pkg.name`: in pkg's files
+            found, imported = in_modules, True
+        else:
+            found, imported = _resolve(reference.name, index, path, targets)
+            # Only a module outside the workspace was in front (`fmt.`, `os.`, or the
+            # package importing itself by name): a match by name is a guess.
+            imported = imported and in_modules is None
         for definition in found:
             # A member named without `.` in front (`value`, `next`) is more likely a local
             # of the same name than that field: it waits with the weaker matches.
@@ -533,13 +425,12 @@ def _definition_items(
             if key in taken:
                 continue
             taken.add(key)
-            full = (
-                _parent_line(index, definition)
-                + definition.doc
-                + definition.head
-                + definition.fields
-            )
-            add((TIER_NEAR if strong else TIER_NEAR_OTHER) + reference.rank, definition, full)
+            # The signature first, its docs and fields later: one long doc comment (effect
+            # writes 40-line JSDoc) must not keep the other names near the cursor out.
+            tier = (TIER_NEAR if strong else TIER_NEAR_OTHER) + reference.rank
+            add(tier, definition, _parent_line(index, definition) + definition.head)
+            if definition.doc or definition.fields:
+                add(tier + TIER_DOCS_LATER, definition, definition.doc + definition.fields)
             members(TIER_NEAR_MEMBERS, definition)
     # 2. What the imports bring in: signatures, then member signatures and docs.
     for name, files in targets.names.items():
@@ -567,6 +458,33 @@ def _definition_items(
             # A class's methods, a Lua module table's functions.
             members(TIER_OUTLINE_MEMBERS, definition)
     return items
+
+
+def _in_modules(
+    reference: Reference, index: WorkspaceIndex, finder: nearby.Finder
+) -> list[Definition] | None:
+    """Where a name used only as ``pkg.name`` near the cursor is defined, when every such
+    ``pkg`` is a module the file imports: in those modules' files (re-exports followed);
+    nothing when they are all outside the workspace (``fmt.Println``, ``os.path``). None
+    when a receiver is not a module (an object, a class)."""
+    if not reference.receivers:
+        return None
+    files: list[str] = []
+    for receiver in reference.receivers:
+        found = finder.module_of(receiver)
+        if found is None:
+            return None
+        files.extend(found)
+    if not files:
+        return []
+    name = reference.name
+    defs = [
+        d
+        for p, n in index.follow(tuple(dict.fromkeys(files)), name, finder.style)
+        for d in index.definitions(n)
+        if d.path == p
+    ]
+    return defs[:MAX_DEFINITIONS_PER_NAME]
 
 
 def _activity_items(

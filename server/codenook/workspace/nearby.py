@@ -34,11 +34,12 @@ from codenook.text.positions import LineIndex
 from codenook.workspace.index import Definition, Import, WorkspaceIndex
 
 if TYPE_CHECKING:
-    from codenook.workspace.crossfile import ImportTargets
+    from codenook.workspace.references import ImportTargets
 
 TIER_DOT = 6.5  # after the members of the classes used near the cursor, before visits
 TIER_UNUSED_IMPORT = 6.6
 TIER_FILE_USES = 6.7
+TIER_FILE_NAMES = 6.8
 TIER_SIBLINGS = 12.0  # last of all
 
 CLASS_KINDS = frozenset({"class", "interface", "type", "enum", "impl", "module"})
@@ -48,6 +49,9 @@ MAX_BASES = 6  # classes visited up an inheritance chain
 MAX_DOT_FILES = 6  # module files outlined for one dot target
 MAX_HINT_LINES = 400  # lines scanned above the cursor for a receiver's type
 MAX_FILE_USES = 64
+USES_LINES = 1000  # lines above and below the cursor read for `mod.name` uses
+FILE_NAMES_LINES = 400  # lines above and below the near window read for names it uses
+MAX_FILE_NAMES = 96  # names resolved from them, nearest first
 MAX_SIBLING_FILES = 12
 OUTLINE_LINES = 3  # lines of a multi-line signature kept in an outline
 
@@ -104,20 +108,19 @@ def candidates(
     targets: ImportTargets,
     dot: tuple[str, ...],
     resolve: Callable[[str], list[Definition]],
+    near: tuple[int, int] | None = None,
+    finder: Finder | None = None,
 ) -> list[Candidate]:
-    """The not-near candidates, each ``(tier, definition, lines)``, in a fixed order."""
+    """The not-near candidates, each ``(tier, definition, lines)``, in a fixed order.
+    ``near`` is the first and last line whose names the caller already resolved."""
     spec = languages.spec_for(path, language)
     style = spec.import_style if spec else ""
-    found = _Finder(lines, cursor_line, path, style, index, imports, targets, resolve)
-    out: list[Candidate] = []
-    if dot:
-        target = found.chain(dot)
-        for file in target.files[:MAX_DOT_FILES]:
-            out += _outline(index, file, TIER_DOT)
-        for definition in target.classes:
-            out += _members(index, definition, TIER_DOT)
+    found = finder or Finder(lines, cursor_line, path, style, index, imports, targets, resolve)
+    near = near if near is not None else (cursor_line, cursor_line)
+    out = dot_candidates(found, dot)
     out += found.unused_imports()
     out += found.file_uses()
+    out += found.file_names(near)
     directory = path.rsplit("/", 1)[0] if "/" in path else ""
     if _is_package(index, directory, style) and spec and not spec.directory_is_package:
         siblings = [
@@ -128,6 +131,36 @@ def candidates(
         for file in siblings[:MAX_SIBLING_FILES]:
             out += _outline(index, file, TIER_SIBLINGS)
     return out
+
+
+def dot_candidates(found: Finder, dot: tuple[str, ...]) -> list[Candidate]:
+    """The outline of what the dot target names (``TIER_DOT``): the one part of the
+    candidates that typing on a line changes (when a `.` is typed)."""
+    out: list[Candidate] = []
+    if dot:
+        target = found.chain(dot)
+        for file in target.files[:MAX_DOT_FILES]:
+            out += _outline(found.index, file, TIER_DOT, tables=found.style == "lua")
+        for definition in target.classes:
+            out += _members(found.index, definition, TIER_DOT)
+    return out
+
+
+def finder(
+    lines: LineIndex,
+    cursor_line: int,
+    path: str,
+    language: str | None,
+    index: WorkspaceIndex,
+    imports: Sequence[Import],
+    targets: ImportTargets,
+    resolve: Callable[[str], list[Definition]],
+) -> Finder:
+    """What reads receivers for one context: ``crossfile`` asks it which module a ``pkg.``
+    near the cursor names, then hands it to ``candidates`` (its answers are kept)."""
+    spec = languages.spec_for(path, language)
+    style = spec.import_style if spec else ""
+    return Finder(lines, cursor_line, path, style, index, imports, targets, resolve)
 
 
 def _is_package(index: WorkspaceIndex, directory: str, style: str) -> bool:
@@ -142,11 +175,18 @@ def _signature(definition: Definition) -> Lines:
     return tuple((n, t) for n, t in definition.head if n >= definition.line)[:OUTLINE_LINES]
 
 
-def _outline(index: WorkspaceIndex, file: str, tier: float) -> Iterator[Candidate]:
+def _outline(
+    index: WorkspaceIndex, file: str, tier: float, tables: bool = False
+) -> Iterator[Candidate]:
+    """A file's top-level signatures; with ``tables``, the functions of its tables too (a
+    Lua module is the table it returns: `u.` after `local u = require("util")` wants
+    `function M.split(s)`, not `local M = {}`)."""
     entry = index.get(file)
     for definition in entry.definitions if entry is not None else ():
         if not definition.parent:
             yield tier, definition, _signature(definition)
+            for member in index.members(file, definition.name) if tables else ():
+                yield tier, member, _signature(member)
 
 
 def _members(index: WorkspaceIndex, cls: Definition, tier: float) -> Iterator[Candidate]:
@@ -158,7 +198,7 @@ def _members(index: WorkspaceIndex, cls: Definition, tier: float) -> Iterator[Ca
         yield tier, member, line + _signature(member)
 
 
-class _Finder:
+class Finder:
     """Reading receivers and the file's own text for one call of ``candidates``."""
 
     def __init__(
@@ -178,6 +218,35 @@ class _Finder:
         self.local = entry.definitions if entry is not None else ()
         self._text: str | None = None
         self._modules: dict[str, tuple[str, ...]] = {}
+        self._external: set[str] = set()  # bound by a module import, not in the workspace
+        self._aliases: dict[str, str] | None = None
+        self._around: tuple[str, int] | None = None
+        # Each name an import can bind, to the imports that may bind it, in import order.
+        self._binding: dict[str, list[Import]] = {}
+        for item in imports:
+            keys = {_bound_name(item.module)}
+            parts = item.module.split(".")
+            keys.update(".".join(parts[:n]) for n in range(1, len(parts) + 1))
+            keys.update(dict(item.aliases).get(name, name) for name in item.names)
+            for key in keys:
+                self._binding.setdefault(key, []).append(item)
+
+    @property
+    def around(self) -> tuple[str, int]:
+        """The lines at most ``USES_LINES`` away from the cursor line, without it, and the
+        offset in that text where the cursor line was: what ``file_uses`` reads (nearest
+        first, at most ``MAX_FILE_USES``: farther lines would only cost time)."""
+        if self._around is None:
+            lines = self.lines
+            text = lines.text
+            start = lines.line_start(max(0, self.cursor_line - USES_LINES))
+            cursor = lines.line_start(self.cursor_line)
+            end = text.find("\n", cursor)
+            after = self.cursor_line + 1 + USES_LINES
+            stop = lines.line_start(after) if after < lines.line_count else len(text)
+            tail = text[end:stop] if end >= 0 else ""
+            self._around = (text[start:cursor] + tail, cursor - start)
+        return self._around
 
     @property
     def text(self) -> str:
@@ -198,15 +267,22 @@ class _Finder:
             self._modules[chain] = self._module(chain)
         return self._modules[chain]
 
+    def module_of(self, chain: str) -> tuple[str, ...] | None:
+        """The files of the module ``chain`` names, () for a module import outside the
+        workspace (`fmt`, `os`), None when no module import binds it."""
+        files = self.module(chain)
+        return files if files or chain in self._external else None
+
     def _module(self, chain: str) -> tuple[str, ...]:
         named = False  # a name a `from` import takes: a module only as a Python submodule
-        for item in self.imports:
+        moduled = False  # bound by a module import or an alias: outside if not found
+        for item in self._binding.get(chain, ()):
             module = item.module
-            bound = module.replace("::", ".").replace("/", ".").rsplit(".", 1)[-1]
+            bound = _bound_name(module)
             if not item.names and (
                 module == chain or module.startswith(chain + ".") or bound == chain
             ):
-                named = True  # bound by name: a module outside the workspace if not found
+                named = moduled = True  # bound by name: outside the workspace if not found
                 name = chain if module.startswith(chain) else module
                 files = self.index.resolve(self.path, name, self.style)
                 if files:
@@ -223,8 +299,13 @@ class _Finder:
                     return self._passing_on(files)
         alias = "" if named or "." in chain else self._alias(chain)
         if alias:
-            return self._passing_on(self.index.resolve(self.path, alias, self.style))
-        return ()
+            files = self._passing_on(self.index.resolve(self.path, alias, self.style))
+            moduled = True
+        else:
+            files = ()
+        if not files and moduled:
+            self._external.add(chain)
+        return files
 
     def _passing_on(self, files: tuple[str, ...]) -> tuple[str, ...]:
         out = list(files)
@@ -235,17 +316,15 @@ class _Finder:
     def _alias(self, name: str) -> str:
         """The module a name is bound to by an aliasing import in the text (``import x.y as
         name``, ``import * as name from "m"``, ``name = require("m")``, Go's ``name "m"``)."""
-        n = re.escape(name)
-        for pattern in (  # each starts with a literal: a fast search
-            rf"as\s+{n}\s+from\s+['\"]([^'\"\n]+)",
-            rf"(?<![\w$.]){n}\s*=\s*require\s*\(?\s*['\"]([^'\"\n]+)",
-            rf"(?m)^\s*{n}\s+\"([^\"\n]+)\"",
-            rf"import\s+([\w.]+)\s+as\s+{n}\b",
-        ):
-            match = re.search(pattern, self.text)
-            if match:
-                return match.group(1)
-        return ""
+        if self._aliases is None:
+            # Every alias of the text at once: asked per receiver, a search each read the
+            # whole file again (a third of a context's time on a 2,000-line file).
+            aliases: dict[str, str] = {}
+            for found in _ALIASES.get(self.style, ()):
+                for bound, module in found(self.text):
+                    aliases.setdefault(bound, module)
+            self._aliases = aliases
+        return self._aliases.get(name, "")
 
     def classes(self, name: str) -> tuple[Definition, ...]:
         """Class-like definitions a type name means (``Name``, ``mod.Name``)."""
@@ -369,9 +448,8 @@ class _Finder:
     def file_uses(self) -> list[Candidate]:
         """``mod.name`` used elsewhere in the file, ``mod`` an imported module: nearest
         first, ties by line."""
-        text = self.text
-        cursor = self.lines.line_start(self.cursor_line)
-        bound = {r: files for r in self._receivers() if (files := self.module(r))}
+        text, cursor = self.around
+        bound = {r: files for r in self._receivers(text) if (files := self.module(r))}
         uses: dict[tuple[str, str], int] = {}  # (module, name) -> distance
         # One pass for every receiver: the lookbehind stops the regex engine from skipping
         # ahead to a literal, so a pass per receiver read the whole file again each time.
@@ -391,7 +469,40 @@ class _Finder:
                         out.append((TIER_FILE_USES, d, d.head))
         return out
 
-    def _receivers(self) -> list[str]:
+    def file_names(self, near: tuple[int, int]) -> list[Candidate]:
+        """Signatures of names the file uses outside the near window (at most
+        ``FILE_NAMES_LINES`` lines away), nearest line first: code that calls a helper
+        here calls it again further down, and a Go or Rust file reaches its package's names
+        with no import to follow."""
+        lines = self.lines
+        first, last = max(0, near[0]), min(near[1], lines.line_count - 1)
+        top = max(0, first - FILE_NAMES_LINES)
+        bottom = min(lines.line_count, last + 1 + FILE_NAMES_LINES)
+        # Two slices of the text split once: a line at a time cost more than the names.
+        text = lines.text
+        above = text[lines.line_start(top) : lines.line_start(first)].split("\n")[:-1]
+        end = lines.line_start(bottom) if bottom < lines.line_count else len(text) + 1
+        below = text[lines.line_start(last + 1) : end].split("\n") if last + 1 < bottom else []
+        local = {d.name for d in self.local}
+        seen: set[str] = set()
+        out: list[Candidate] = []
+        resolved = 0
+        for line in _interleave(above[::-1], below):
+            for name in _WORD.findall(line):
+                if name in seen or name in local or len(name) < 3:
+                    continue
+                seen.add(name)
+                found = self.resolve(name)
+                if not found:
+                    continue
+                for d in found:
+                    out.append((TIER_FILE_NAMES, d, _signature(d)))
+                resolved += 1
+                if resolved >= MAX_FILE_NAMES:
+                    return out
+        return out
+
+    def _receivers(self, text: str) -> list[str]:
         """Names the file's imports bind to modules, cheaply: the last part of a module
         import (``import pkg`` binds ``pkg``, Go's ``"a/b/store"`` ``store``) and the names
         a Python ``from`` import takes when they are submodules."""
@@ -403,7 +514,73 @@ class _Finder:
                 names.append(parts[0] if self.style == "python" else parts[-1])
             elif self.style == "python":
                 names += [dict(item.aliases).get(n, n) for n in item.names]
-        return [n for n in dict.fromkeys(names) if n.isidentifier() and n + "." in self.text]
+        return [n for n in dict.fromkeys(names) if n.isidentifier() and n + "." in text]
+
+
+_NAME = r"[A-Za-z_$][\w$]*"
+# Aliasing imports of each import style, in the order they are tried. Each pattern starts
+# with a literal, which the regex engine skips to (a pattern starting with a name tried
+# every position of a 12,000-line file).
+_ES_ALIAS = re.compile(rf"import\s+(?:[\w$]+\s*,\s*)?\*\s*as\s+({_NAME})\s+from\s+['\"]([^'\"\n]+)")
+_REQUIRE = re.compile(r"require\s*\(?\s*['\"]([^'\"\n]+)")
+_ASSIGNED = re.compile(rf"(?<![\w$.])({_NAME})\s*=\s*$")
+_GO_ALIAS = re.compile(rf"(?m)^[ \t]*({_NAME})[ \t]+\"([^\"\n]+)\"")
+_PY_ALIAS = re.compile(rf"import\s+([\w.]+)\s+as\s+({_NAME})\b")
+
+
+def _es_aliases(text: str) -> Iterator[tuple[str, str]]:
+    for match in _ES_ALIAS.finditer(text):
+        yield match.group(1), match.group(2)
+
+
+def _required(text: str) -> Iterator[tuple[str, str]]:
+    """``name = require("m")`` (CommonJS, Lua): the name from the text before on its line."""
+    for match in _REQUIRE.finditer(text):
+        start = text.rfind("\n", 0, match.start()) + 1
+        assigned = _ASSIGNED.search(text, start, match.start())
+        if assigned is not None:
+            yield assigned.group(1), match.group(1)
+
+
+def _go_aliases(text: str) -> Iterator[tuple[str, str]]:
+    for match in _GO_ALIAS.finditer(text):
+        yield match.group(1), match.group(2)
+
+
+def _python_aliases(text: str) -> Iterator[tuple[str, str]]:
+    for match in _PY_ALIAS.finditer(text):
+        yield match.group(2), match.group(1)
+
+
+_ALIASES: dict[str, tuple[Callable[[str], Iterator[tuple[str, str]]], ...]] = {
+    "js": (_es_aliases, _required),
+    "lua": (_required,),
+    "go": (_go_aliases,),
+    "python": (_python_aliases,),
+}
+_WORD = re.compile(r"(?<![\w$])[A-Za-z_$][\w$]*")
+
+
+def _interleave(above: Sequence[str], below: Sequence[str]) -> Iterator[str]:
+    """Lines by distance from the window: one above, one below, and so on."""
+    ups, downs = iter(above), iter(below)
+    for up in ups:
+        yield up
+        down = next(downs, None)
+        if down is not None:
+            yield down
+    yield from downs
+
+
+_SCRIPT_EXTENSION = re.compile(r"\.[cm]?[jt]sx?$")
+
+
+def _bound_name(module: str) -> str:
+    """The last part of a module path, the name a plain import of it binds (`a.b` and
+    `a/b` and `a::b` give `b`; `./Effect.ts`, with TypeScript's explicit extension, gives
+    `Effect`)."""
+    module = _SCRIPT_EXTENSION.sub("", module)
+    return module.replace("::", ".").replace("/", ".").rsplit(".", 1)[-1]
 
 
 def _hints(name: str, text: str, style: str) -> list[str]:

@@ -28,34 +28,29 @@ def approx_counter(text: str) -> int:
 
 @contextlib.contextmanager
 def token_counter(kind: str, model: str | None) -> Iterator[tuple[TokenCounter, str]]:
-    """A token counter and its name; ``model`` loads the model as the server does.
-
-    Budgets are in the server's tokens, so the model comes from the composition root
-    (``app.model_loader``) with the same resolution of ``model.path`` and its embedded
-    default; only its tokenizer is used, so the context is the smallest allowed, and the
-    model is closed when the run is over.
-    """
+    """A token counter and its name; ``model`` (or the embedded default, resolved as the
+    server resolves ``model.path``) is read vocabulary only: budgets are in the server's
+    tokens, and a large GGUF's weights would cost seconds and gigabytes for nothing."""
     if kind != "model":
         yield approx_counter, APPROX
         return
-    from codenook.app import model_loader
+    from codenook.engine.llama import Vocab
+    from codenook.engine.models import NoModel, resolve_model_path
     from codenook.engine.protocol import EngineError
-    from codenook.settings import ModelSettings, Settings
 
-    settings = Settings(model=ModelSettings(path=model, contextSize=256, batchSize=64))
     try:
-        engine = model_loader(settings)()
-    except EngineError as exc:
+        vocab = Vocab(resolve_model_path(model))
+    except (NoModel, EngineError) as exc:
         message = str(exc).rstrip(".")
         raise SystemExit(f"codenook eval-context: {message}; or pass --tokenizer approx") from exc
 
     def count(text: str) -> int:
-        return len(engine.tokenize(text))
+        return len(vocab.tokenize(text))
 
     try:
-        yield count, Path(engine.info.path).name
+        yield count, vocab.file.name
     finally:
-        engine.close()
+        vocab.close()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

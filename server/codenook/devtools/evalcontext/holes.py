@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,12 +25,43 @@ from codenook.workspace.activity import ActivitySnapshot
 from codenook.workspace.crossfile import (
     TokenCounter,
     build_crossfile_context,
-    family,
     rendered_tokens,
 )
-from codenook.workspace.index import Definition, WorkspaceIndex, decode_source, iter_identifiers
+from codenook.workspace.index import (
+    Definition,
+    FileEntry,
+    WorkspaceIndex,
+    decode_source,
+    iter_identifiers,
+)
+from codenook.workspace.references import family
 
 MIN_HOLES_PER_FILE = 4  # holes per file: at most this, or twice the even share if more
+
+# What the hole's line did with the name, since each kind reaches its definition by a
+# different road (the import's target, the outline of the module before the dot, the type
+# of the object before the dot, or only the name itself).
+KIND_IMPORTED = "imported"  # a name the file imports, used bare (`Flask(...)`)
+KIND_MODULE_ATTR = "module.attr"  # after a module the file imports (`pkg.name`, `fmt.X`)
+KIND_OBJ_ATTR = "obj.attr"  # after anything else (`self.x.name`, `obj.name`, `Type::new`)
+KIND_BARE = "bare"  # neither imported nor after a dot (Go's package, Rust's `use super::*`)
+KINDS = (KIND_IMPORTED, KIND_MODULE_ATTR, KIND_OBJ_ATTR, KIND_BARE)
+
+# The receiver before an access to the name: `recv.`, `recv->`, `recv::` (and Lua's
+# `recv:`, only in Lua: elsewhere `x: T` is an annotation).
+_RECEIVER = re.compile(r"([A-Za-z_$][\w$]*)\s*(?:\.|->|::)\s*$")
+_ACCESS = re.compile(r"(?:\.|->|::)\s*$")
+_LUA_RECEIVER = re.compile(r"([A-Za-z_$][\w$]*)\s*(?:\.|:)\s*$")
+_LUA_ACCESS = re.compile(r"[.:]\s*$")
+# Names the text binds to a module by an aliasing import; the import model keeps only the
+# module string of these, so they are read from the text (each pattern names the binding).
+_MODULE_ALIASES = (
+    re.compile(r"import\s+[\w.]+\s+as\s+([A-Za-z_]\w*)"),  # Python
+    re.compile(r"import\s+\*\s+as\s+([A-Za-z_$][\w$]*)\s+from"),  # JS/TS namespace
+    re.compile(r"import\s+([A-Za-z_$][\w$]*)\s*(?:,\s*\{[^}]*\})?\s+from"),  # JS/TS default
+    re.compile(r"([A-Za-z_$][\w$]*)\s*=\s*require\s*\(?\s*['\"]"),  # CommonJS, Lua
+    re.compile(r"(?m)^\s*([A-Za-z_]\w*)\s+\"[^\"\n]+\"\s*$"),  # Go's `name "path"`
+)
 
 
 @dataclass
@@ -40,6 +72,7 @@ class Hole:
     language: str
     signature: str
     defined_in: str
+    kind: str = KIND_BARE
 
 
 @dataclass
@@ -79,21 +112,79 @@ def _excluded_rows(tree: Tree, language: str) -> set[int]:
     return rows
 
 
-def _is_code(tree: Tree, line: str, row: int, name: str) -> bool:
-    """Does ``name`` occur on ``row`` as an identifier (not in a comment or a string)?"""
+def _code_column(tree: Tree, line: str, row: int, name: str) -> int:
+    """The code-point column where ``name`` first occurs on ``row`` as an identifier (not
+    in a comment or a string), or -1."""
     encoded = name.encode("utf-8")
     column = 0
     while True:
         column = line.find(name, column)
         if column < 0:
-            return False
+            return -1
         byte_column = len(line[:column].encode("utf-8"))
         node = tree.root_node.named_descendant_for_point_range(
             (row, byte_column), (row, byte_column + len(encoded))
         )
         if node is not None and "identifier" in node.type and node.text == encoded:
-            return True
+            return column
         column += len(name)
+
+
+def module_names(entry: FileEntry, text: str, index: WorkspaceIndex) -> frozenset[str]:
+    """Names the file binds to modules: a module import's bound name (Python's first part,
+    elsewhere the last), an aliasing import's alias, and a Python ``from`` import's name
+    that is a module of the workspace (``from . import mod``)."""
+    spec = languages.spec_for(entry.path, entry.language)
+    style = spec.import_style if spec else ""
+    names: set[str] = set()
+    for item in entry.imports:
+        module = item.module
+        if not item.names:
+            parts = [p for p in re.split(r"::|[./]", module) if p]
+            if parts:
+                names.add(parts[0] if style == "python" else parts[-1])
+                if style == "go" and len(parts) > 1 and re.fullmatch(r"v\d+", parts[-1]):
+                    names.add(parts[-2])  # `.../hcl/v2` is package hcl
+        elif style == "python":
+            for name in item.names:
+                joined = module + name if module.endswith(".") else f"{module}.{name}"
+                if name != "*" and index.resolve(entry.path, joined, style):
+                    names.add(dict(item.aliases).get(name, name))
+    for pattern in _MODULE_ALIASES:
+        names.update(pattern.findall(text))
+    return frozenset(names)
+
+
+def imported_names(entry: FileEntry) -> frozenset[str]:
+    """Names the file's ``from``/named imports bind (as bound, ``X as Y`` gives ``Y``)."""
+    names: set[str] = set()
+    for item in entry.imports:
+        bound = dict(item.aliases)
+        names.update(bound.get(n, n) for n in item.names if n != "*")
+    return frozenset(names)
+
+
+def hole_kind(
+    line: str,
+    column: int,
+    name: str,
+    modules: frozenset[str],
+    imported: frozenset[str],
+    language: str = "",
+) -> str:
+    """The kind of a use of ``name`` at code-point ``column`` of ``line``: after a module
+    (``modules``) or another receiver, an imported name (``imported``), or bare. In Rust a
+    ``Type::name`` is an object access, a lower-case ``module::name`` a module's."""
+    before = line[:column]
+    lua = language == "lua"
+    receiver = (_LUA_RECEIVER if lua else _RECEIVER).search(before)
+    if receiver is not None:
+        word = receiver.group(1)
+        rust_module = before.rstrip().endswith("::") and word[:1].islower()
+        return KIND_MODULE_ATTR if word in modules or rust_module else KIND_OBJ_ATTR
+    if (_LUA_ACCESS if lua else _ACCESS).search(before):  # `f().name`: an expression's
+        return KIND_OBJ_ATTR
+    return KIND_IMPORTED if name in imported else KIND_BARE
 
 
 def find_holes(index: WorkspaceIndex, count: int, seed: int) -> list[Hole]:
@@ -124,7 +215,7 @@ def find_holes(index: WorkspaceIndex, count: int, seed: int) -> list[Hole]:
     per_file_limit = max(MIN_HOLES_PER_FILE, -(-2 * count // files))
     holes: list[Hole] = []
     per_file: dict[str, int] = {}
-    parsed: dict[str, tuple[list[str], Tree, set[int]]] = {}
+    parsed: dict[str, tuple[list[str], Tree, set[int], frozenset[str], frozenset[str]]] = {}
     for path, row, name, definition in candidates:
         if len(holes) >= count:
             break
@@ -136,12 +227,24 @@ def find_holes(index: WorkspaceIndex, count: int, seed: int) -> list[Hole]:
         if path not in parsed:
             text = read_source(index.root, path) or ""
             tree = languages.load(entry.language).parser().parse(text.encode("utf-8"))
-            parsed[path] = (text.split("\n"), tree, _excluded_rows(tree, entry.language))
-        lines, tree, excluded = parsed[path]
-        if row in excluded or row >= len(lines) or not _is_code(tree, lines[row], row, name):
+            parsed[path] = (
+                text.split("\n"),
+                tree,
+                _excluded_rows(tree, entry.language),
+                module_names(entry, text, index),
+                imported_names(entry),
+            )
+        lines, tree, excluded, modules, imported = parsed[path]
+        if row in excluded or row >= len(lines):
+            continue
+        column = _code_column(tree, lines[row], row, name)
+        if column < 0:
             continue
         per_file[path] = per_file.get(path, 0) + 1
-        holes.append(Hole(path, row, name, entry.language, definition.signature, definition.path))
+        kind = hole_kind(lines[row], column, name, modules, imported, entry.language)
+        holes.append(
+            Hole(path, row, name, entry.language, definition.signature, definition.path, kind)
+        )
     return holes
 
 

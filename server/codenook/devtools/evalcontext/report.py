@@ -10,8 +10,8 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
-from codenook.devtools.evalcontext.holes import HoleResult, evaluate_hole, find_holes
-from codenook.devtools.evalcontext.keystrokes import percentile, type_on_big_file
+from codenook.devtools.evalcontext.holes import KINDS, HoleResult, evaluate_hole, find_holes
+from codenook.devtools.evalcontext.keystrokes import log_line, percentile, type_on_big_file
 from codenook.workspace.crossfile import TokenCounter
 from codenook.workspace.index import WorkspaceIndex
 
@@ -61,6 +61,53 @@ def parse_error_lines(broken: list[dict[str, object]], files: int) -> list[str]:
     return lines
 
 
+def recall_row(group: Sequence[HoleResult], budgets: Sequence[int]) -> dict[str, object]:
+    """Holes and recall (percent, one decimal) at each budget of one group of holes."""
+    row: dict[str, object] = {"holes": len(group)}
+    for budget in budgets:
+        hits = sum(1 for r in group if r.recalled.get(budget))
+        row[f"recall@{budget}"] = round(100 * hits / len(group), 1) if group else 0.0
+    return row
+
+
+def recall_by_kind(
+    results: Sequence[HoleResult], budgets: Sequence[int]
+) -> dict[str, dict[str, dict[str, object]]]:
+    """Recall per language and hole kind (``holes.KINDS``), with an ``all`` language: each
+    kind reaches its definition by another road, so a cause of misses shows in one row."""
+    languages = sorted({r.hole.language for r in results})
+    out: dict[str, dict[str, dict[str, object]]] = {}
+    for language in [*languages, "all"]:
+        rows: dict[str, dict[str, object]] = {}
+        for kind in KINDS:
+            group = [
+                r for r in results if r.hole.kind == kind and language in ("all", r.hole.language)
+            ]
+            if group:
+                rows[kind] = recall_row(group, budgets)
+        out[language] = rows
+    return out
+
+
+def kind_lines(
+    by_kind: dict[str, dict[str, dict[str, object]]], budgets: Sequence[int]
+) -> list[str]:
+    """The per-kind table: one row per language and kind (the ``all`` rows only when the
+    repository has more than one language)."""
+    shown = [lang for lang in by_kind if lang != "all"]
+    if len(shown) != 1:
+        shown.append("all")
+    lines = [
+        "| language | hole kind | holes | " + " | ".join(f"recall @{b}" for b in budgets) + " |",
+        "|---|---|---|" + "---|" * len(budgets),
+    ]
+    for language in shown:
+        for kind, row in by_kind[language].items():
+            cells = " | ".join(f"{row[f'recall@{b}']}%" for b in budgets)
+            lines.append(f"| {language} | {kind} | {row['holes']} | {cells} |")
+    return lines
+
+
 def run(
     repo: str,
     budgets: Sequence[int],
@@ -86,13 +133,11 @@ def run(
     by_language: dict[str, list[HoleResult]] = {}
     for result in results:
         by_language.setdefault(result.hole.language, []).append(result)
-    table: dict[str, dict[str, object]] = {}
-    for language, group in [*sorted(by_language.items()), ("all", results)]:
-        row: dict[str, object] = {"holes": len(group)}
-        for budget in budgets:
-            hits = sum(1 for r in group if r.recalled.get(budget))
-            row[f"recall@{budget}"] = round(100 * hits / len(group), 1) if group else 0.0
-        table[language] = row
+    table = {
+        language: recall_row(group, budgets)
+        for language, group in [*sorted(by_language.items()), ("all", results)]
+    }
+    by_kind = recall_by_kind(results, budgets)
     timing: dict[str, dict[str, float]] = {}
     for budget in budgets:
         cross = [r.crossfile_ms[budget] for r in results if budget in r.crossfile_ms]
@@ -111,6 +156,8 @@ def run(
     for language, row in table.items():
         cells = " | ".join(f"{row[f'recall@{b}']}%" for b in budgets)
         log(f"| {language} | {row['holes']} | {cells} |")
+    for line in kind_lines(by_kind, budgets):
+        log(line)
     for label, values in timing.items():
         log(
             f"budget {label}: cross-file p50 {values['crossfile_p50_ms']} ms,"
@@ -122,7 +169,7 @@ def run(
     for missed in misses[:show_misses]:
         hole = missed.hole
         log(
-            f"missed: {hole.path}:{hole.line + 1} uses {hole.name}"
+            f"missed ({hole.kind}): {hole.path}:{hole.line + 1} uses {hole.name}"
             f" from {hole.defined_in}: {hole.signature}"
         )
     keystrokes: dict[str, float | int | str] | None = None
@@ -131,21 +178,7 @@ def run(
         report = type_on_big_file(index, main_language, perf_lines, max(budgets), count)
         if report is not None:
             keystrokes = report.summary()
-            log(
-                f"keystrokes on a {report.lines}-line {main_language} file"
-                f" ({report.keystrokes} keystrokes, budget {max(budgets)}):"
-                f" tree update p50 {keystrokes['edit_p50_ms']} / p95 {keystrokes['edit_p95_ms']}"
-                f" ms ({keystrokes['edits_over_5ms']} over 5 ms, max"
-                f" {keystrokes['edit_max_ms']} ms); line index p50 {keystrokes['lines_p50_ms']} /"
-                f" p95 {keystrokes['lines_p95_ms']} ms; context.py p50"
-                f" {keystrokes['context_p50_ms']} / p95 {keystrokes['context_p95_ms']} ms;"
-                f" cross-file p50 {keystrokes['crossfile_p50_ms']} / p95"
-                f" {keystrokes['crossfile_p95_ms']} ms (recomputed: p50"
-                f" {keystrokes['recomputed_p50_ms']} / p95 {keystrokes['recomputed_p95_ms']} ms);"
-                f" activity p95 {keystrokes['activity_p95_ms']} ms; chunk list changed on"
-                f" {report.changed} keystrokes ({report.line_changes} after Enter);"
-                f" {report.memo_hits} answered from the memo"
-            )
+            log(log_line(keystrokes, main_language, max(budgets)))
     return {
         "repo": repo,
         "index": {
@@ -158,6 +191,7 @@ def run(
         },
         "parse_errors": broken,
         "recall": table,
+        "recall_by_kind": by_kind,
         "timing": timing,
         "keystrokes": keystrokes,
         "holes": [
