@@ -214,7 +214,8 @@ def _fresh(language_name: str, text: str) -> Tree:
 
 
 def _assert_same_tree(doc: Document, language_name: str) -> None:
-    assert doc.tree is not None
+    doc.finish_parse()  # a re-parse past the keystroke's budget goes on in the background
+    assert doc.tree is not None and not doc.parse_pending
     fresh = _fresh(language_name, doc.text)
     assert str(doc.tree.root_node) == str(fresh.root_node)
     assert _nodes(doc.tree) == _nodes(fresh)
@@ -241,6 +242,7 @@ def test_random_edits_keep_text_and_tree_exact(language_name: str, seed: int) ->
         if step % 10 == 9:
             _assert_same_tree(doc, language_name)
         else:
+            doc.finish_parse()
             assert doc.tree is not None
             assert str(doc.tree.root_node) == str(_fresh(language_name, expected).root_node)
     _assert_same_tree(doc, language_name)
@@ -478,3 +480,36 @@ def test_document_sizes_follow_the_edits() -> None:
     assert not store.completes(doc)
     doc.replace_all("x", 5)
     assert (doc.utf8_size, doc.nul_count) == (1, 0) and store.completes(doc)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 16, 1 << 15])
+def test_rope_answers_in_utf8_bytes_and_tree_sitter_points(
+    chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a keystroke asks the rope instead of encoding the text: byte offsets, points
+    (rows end at \\n only), and the bytes tree-sitter reads, against the whole text's."""
+    monkeypatch.setattr(Rope, "CHUNK", chunk)
+    rng = random.Random(chunk)
+    pieces = ["a", "bcd", "é", "😀", "中", "\n", "\r\n", "\r", "\u2028", "", "0123456789"]
+    for _ in range(20):
+        expected = random_text(rng, pieces, 0, 40)
+        rope = Rope(expected)
+        for _ in range(10):
+            a, b, new = random_splice(expected, rng, pieces, reach=10, most=3)
+            rope = rope.edited(a, b, new)
+            expected = expected[:a] + new + expected[b:]
+            data = expected.encode("utf-8")
+            read = rope.utf8_reader()
+            for offset in range(len(expected) + 1):
+                byte = len(expected[:offset].encode("utf-8"))
+                row_start = expected.rfind("\n", 0, offset) + 1
+                point = (expected.count("\n", 0, offset), byte - len(expected[:row_start].encode()))
+                assert rope.utf8_offset(offset) == byte
+                assert rope.utf8_to_offset(byte) == offset
+                assert rope.tree_point(offset) == point
+                got = b""
+                while len(got) < len(data) - byte:
+                    piece = read(byte + len(got), None)
+                    assert piece
+                    got += piece
+                assert got == data[byte:] and read(len(data), None) == b""

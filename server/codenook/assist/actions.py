@@ -264,5 +264,8 @@ def validate(snapshot: Snapshot, region: Region, replacement: str) -> None:
         return
     new_text = snapshot.text[: region.start] + replacement + snapshot.text[region.end :]
     new_tree = language.parser().parse(new_text.encode("utf-8"))
-    if _errors(new_tree.root_node) > _errors(snapshot.tree.root_node):
+    old_tree = snapshot.tree
+    if snapshot.tree_stale:  # the older text's structure: count this text's errors
+        old_tree = language.parser().parse(snapshot.text.encode("utf-8"))
+    if _errors(new_tree.root_node) > _errors(old_tree.root_node):
         raise ActionError("the model's reply has syntax errors; nothing changed")

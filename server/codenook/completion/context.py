@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from tree_sitter import Node, QueryCursor
 
 from codenook.text.documents import Snapshot
-from codenook.text.positions import utf8_length
 
 TokenCounter = Callable[[str], int]
 
@@ -107,9 +106,7 @@ def enclosing_headers(snapshot: Snapshot, cursor_byte: int) -> list[tuple[int, i
     while row > 0 and not lines.line_text(row).strip():
         row -= 1
     search = QueryCursor(query)
-    search.set_byte_range(
-        utf8_length(snapshot.text[: lines.line_start(max(row, 0))]), cursor_byte + 1
-    )
+    search.set_byte_range(lines.rope.utf8_offset(lines.line_start(max(row, 0))), cursor_byte + 1)
     for _, match in search.matches(snapshot.tree.root_node):
         scope = match.get("scope", [])
         body = match.get("body", [])
@@ -131,10 +128,10 @@ def enclosing_headers(snapshot: Snapshot, cursor_byte: int) -> list[tuple[int, i
 
 
 def _byte_position(snapshot: Snapshot, cursor_byte: int) -> tuple[int, int]:
-    """(row, byte column) of a byte offset, the way tree-sitter reports node points."""
-    prefix = snapshot.text.encode("utf-8")[:cursor_byte]
-    row = prefix.count(b"\n")
-    return row, len(prefix) - (prefix.rfind(b"\n") + 1)
+    """(row, byte column) of a byte offset, the way tree-sitter reports node points (read
+    from the text's chunks: a keystroke never encodes the whole text)."""
+    rope = snapshot.lines.rope
+    return rope.tree_point(rope.utf8_to_offset(cursor_byte))
 
 
 def _trails_body(snapshot: Snapshot, node: Node, cursor: tuple[int, int]) -> bool:
@@ -216,7 +213,6 @@ def build_completion_context(
     lines = snapshot.lines
     point = lines.point(offset)
     cursor_line = point.line
-    line_start = lines.line_start(cursor_line)
     line_text = lines.line_text(cursor_line)
     line_prefix = line_text[: point.column]
     line_suffix = line_text[point.column :]
@@ -229,9 +225,7 @@ def build_completion_context(
         prefix = snapshot.text[lines.line_start(start) : offset]
     header = ""
     if start > 0 and budget.header_tokens > 0:
-        cursor_byte = len(snapshot.text[:line_start].encode("utf-8")) + len(
-            line_prefix.encode("utf-8")
-        )
+        cursor_byte = lines.rope.utf8_offset(offset)
         spans = import_lines(snapshot) + enclosing_headers(snapshot, cursor_byte)
         header = _render_header(snapshot, spans, start, budget.header_tokens, count)
     suffix = suffix_text(snapshot, offset, cursor_line, budget.suffix_tokens, count)

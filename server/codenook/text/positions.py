@@ -147,6 +147,11 @@ class LineIndex:
         return str(self._rope)
 
     @property
+    def rope(self) -> Rope:
+        """The indexed text, as ``edited`` takes it."""
+        return self._rope
+
+    @property
     def line_count(self) -> int:
         return self._count
 

@@ -289,7 +289,10 @@ class WorkspaceContext:
         index, rel = found
         if self._excluded(index, rel):
             return
-        tree = snapshot.tree.copy() if snapshot.tree is not None else None
+        # A stale tree (its re-parse still running off the keystroke path) has the older
+        # text's structure: the index parses the text itself instead.
+        fresh = snapshot.tree is not None and not snapshot.tree_stale
+        tree = snapshot.tree.copy() if fresh and snapshot.tree is not None else None
         index.update_file(rel, snapshot.text, tree)
 
     # -- completions --
