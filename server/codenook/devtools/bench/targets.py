@@ -373,7 +373,9 @@ class LlamaVimTarget:
             loop = asyncio.get_running_loop()
             self.timer = loop.call_later(RETRY_S, self._fim, pos, prev)
             return
-        self.timer = None
+        # Sending now leaves self.timer as it is, as llama.vim leaves s:timer_fim: a retry
+        # still waiting (a speculative one) is stopped by the next call that defers, instead
+        # of firing later and replacing that call's timer (the keystroke's request was lost).
         assert self.buffer is not None
         record = self.current if pos is None and self.current is not None else None
         if record is not None and record.outcome != "pending":
@@ -399,6 +401,19 @@ class LlamaVimTarget:
         self.client.gather(lines, y)
 
     async def _run_job(self, job: VimJob, body: dict[str, Any]) -> None:
+        try:
+            await self._finish_job(job, body)
+        except Exception as exc:  # a defect of the emulation: reported, never a hung replay
+            self.errors.append(f"llama.vim emulation: {type(exc).__name__}: {exc}")
+            if job.record is not None:
+                job.record.error = self.errors[-1][:300]
+                self._resolve(job.record, "error")
+            raise
+        finally:
+            if self.job is job:
+                self.job = None
+
+    async def _finish_job(self, job: VimJob, body: dict[str, Any]) -> None:
         status, payload, facts = await self._post_body(body, job.kind)
         record = job.record
         if status == 200 and isinstance(payload, dict) and "content" in payload:
