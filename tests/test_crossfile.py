@@ -19,7 +19,7 @@ from codenook.workspace.crossfile import (
     rendered_tokens,
 )
 from codenook.workspace.index import WorkspaceIndex
-from index_project import chunks_at, project
+from index_project import chunks_at, project, words
 
 PROJECT = Path(__file__).parent / "fixtures" / "project"
 
@@ -36,11 +36,6 @@ IMPORTED = {
     "cpp": ("cpp/main.cpp", "double trace(const Matrix& m);"),
     "lua": ("lua/main.lua", "function M.length(v)"),
 }
-
-
-def words(text: str) -> int:
-    """A stand-in tokenizer: words plus newlines (not additive across joins)."""
-    return len(text.split()) + text.count("\n")
 
 
 @pytest.fixture(scope="module")

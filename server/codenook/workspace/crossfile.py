@@ -315,9 +315,8 @@ def build_crossfile_context(
         if cached is None:
             found_items = _definition_items(snapshot, cursor_line, path, index, targets, finder)
             for tier, found, numbered in nearby.candidates(
-                lines, cursor_line, path, snapshot.language_name, index, imports or (),
-                targets, (), resolve, (ref_first, ref_last), finder,
-            ):  # fmt: skip
+                finder, snapshot.language_name, (), (ref_first, ref_last)
+            ):
                 found_items.append(
                     _Item(tier, len(found_items), group(found), found.path, numbered)
                 )

@@ -99,30 +99,19 @@ def fingerprint(lines: LineIndex, cursor_line: int) -> tuple[int, int]:
 
 
 def candidates(
-    lines: LineIndex,
-    cursor_line: int,
-    path: str,
-    language: str | None,
-    index: WorkspaceIndex,
-    imports: Sequence[Import],
-    targets: ImportTargets,
-    dot: tuple[str, ...],
-    resolve: Callable[[str], list[Definition]],
-    near: tuple[int, int] | None = None,
-    finder: Finder | None = None,
+    found: Finder, language: str | None, dot: tuple[str, ...], near: tuple[int, int]
 ) -> list[Candidate]:
-    """The not-near candidates, each ``(tier, definition, lines)``, in a fixed order.
-    ``near`` is the first and last line whose names the caller already resolved."""
+    """The not-near candidates, each ``(tier, definition, lines)``, in a fixed order, read
+    through the context's ``Finder``. ``near`` is the first and last line whose names the
+    caller already resolved."""
+    path, index, targets = found.path, found.index, found.targets
     spec = languages.spec_for(path, language)
-    style = spec.import_style if spec else ""
-    found = finder or Finder(lines, cursor_line, path, style, index, imports, targets, resolve)
-    near = near if near is not None else (cursor_line, cursor_line)
     out = dot_candidates(found, dot)
     out += found.unused_imports()
     out += found.file_uses()
     out += found.file_names(near)
     directory = path.rsplit("/", 1)[0] if "/" in path else ""
-    if _is_package(index, directory, style) and spec and not spec.directory_is_package:
+    if _is_package(index, directory, found.style) and spec and not spec.directory_is_package:
         siblings = [
             p
             for p in index.directory_files(directory)

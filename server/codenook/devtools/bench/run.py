@@ -186,9 +186,7 @@ async def run_modes(
             own = remote_settings(args) if mode == REMOTE else MODE_SETTINGS[mode]
             mode_settings = {**changed, **own}
             reports.append(
-                await run_codenook_mode(
-                    mode, trace, mode_settings, args.speed, getattr(args, "workspace", None)
-                )
+                await run_codenook_mode(mode, trace, mode_settings, args.speed, args.workspace)
             )
     return reports
 
@@ -218,7 +216,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise BenchError(f"unknown mode {unknown}: choose from {', '.join(MODES)}")
     if args.speed <= 0:
         raise BenchError("--speed must be positive")
-    workspace = getattr(args, "workspace", None)
+    workspace = args.workspace
     if workspace is not None and not workspace.is_dir():
         raise BenchError(f"--workspace {workspace} is not a folder")
     if REMOTE in modes:
